@@ -1,0 +1,89 @@
+"""Password hashing (werkzeug scrypt), JWT issue/verify (PyJWT, HS256 only) and the @require_auth guard.
+
+Tokens carry `iss` "mv-os" and `aud` "mv-os-<environment>", so a staging token is refused by production even
+if both ever held the same secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import jwt
+from flask import current_app, g, request
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from mv_os.errors import ApiError
+from mv_os.models import User
+
+ISSUER = "mv-os"
+ALGORITHMS = ["HS256"]  # hard-coded: never taken from the token header
+# Checked against when the email is unknown, so a wrong email costs the same time as a wrong password.
+_DUMMY_HASH = generate_password_hash("mv-os-timing-equalizer", method="scrypt")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def authenticate(email: str, password: str) -> User | None:
+    user = User.get_or_none(User.email == normalize_email(email))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def issue_token(user: User) -> dict:
+    settings = current_app.config["SETTINGS"]
+    now = dt.datetime.now(dt.UTC)
+    claims = {
+        "iss": ISSUER,
+        "aud": settings.jwt_audience,
+        "sub": str(user.id),
+        "iat": now,
+        "exp": now + dt.timedelta(seconds=settings.jwt_ttl_seconds),
+    }
+    token = jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.jwt_ttl_seconds}
+
+
+def verify_token(token: str) -> dict:
+    settings = current_app.config["SETTINGS"]
+    try:
+        return jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=ALGORITHMS,
+            audience=settings.jwt_audience,
+            issuer=ISSUER,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise ApiError(401, "token_expired", "The access token has expired; log in again.") from None
+    except jwt.InvalidTokenError:
+        raise ApiError(401, "invalid_token", "The access token is not valid.") from None
+
+
+def require_auth(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "A Bearer access token is required.")
+        claims = verify_token(token.strip())
+        try:
+            user_id = int(claims["sub"])
+        except (TypeError, ValueError):
+            raise ApiError(401, "invalid_token", "The access token is not valid.") from None
+        user = User.get_or_none(User.id == user_id)
+        if user is None:
+            raise ApiError(401, "invalid_token", "The access token is not valid.")
+        g.user = user
+        return view(*args, **kwargs)
+
+    return wrapper

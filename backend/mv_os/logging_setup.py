@@ -1,0 +1,80 @@
+"""Logging: JSON lines in staging/production, readable lines locally; secrets redacted everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+
+from mv_os.settings import Settings
+
+_HANDLER_NAME = "mv_os"
+# Credentials that can show up inside free text: URL passwords and bearer tokens.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+REDACTED = "***"
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every known secret value, URL password and bearer token in the rendered message."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()):
+        super().__init__()
+        self.secrets = tuple(sorted(set(secrets), key=len, reverse=True))
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
+        return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_info:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    EXTRA = ("request_id", "method", "path", "status", "duration_ms", "remote_addr")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in self.EXTRA:
+            if hasattr(record, key):
+                line[key] = getattr(record, key)
+        if record.exc_text:
+            line["exc"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+
+def configure(settings: Settings) -> RedactingFilter:
+    """Install one handler on the `mv_os` logger tree (idempotent across repeated create_app calls)."""
+    logger = logging.getLogger("mv_os")
+    for handler in list(logger.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonFormatter() if settings.environment.deployed else TextFormatter())
+    redactor = RedactingFilter(settings.secret_values())
+    handler.addFilter(redactor)
+    logger.addHandler(handler)
+    logger.setLevel(settings.log_level)
+    logger.propagate = False
+    return redactor

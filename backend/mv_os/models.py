@@ -1,0 +1,103 @@
+"""peewee models for the messaging domain, defined at import time and bound to `db.database` (a proxy that
+`create_app` initializes).  The schema itself is created by the numbered files in `migrations/`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import (
+    SQL,
+    AutoField,
+    BigAutoField,
+    CharField,
+    Check,
+    ForeignKeyField,
+    Model,
+    TextField,
+)
+from playhouse.postgres_ext import BinaryJSONField, DateTimeTZField
+
+from mv_os.db import database
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# Delivery status order; a status only ever moves forward (failed is terminal and always kept).
+STATUS_RANK = {"pending": 0, "accepted": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
+DIRECTIONS = ("in", "out")
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    id = AutoField()
+    email = CharField(max_length=320, unique=True)  # stored lower-cased
+    password_hash = CharField(max_length=255)
+    display_name = CharField(max_length=200, default="")
+    created_at = DateTimeTZField(default=utcnow)
+
+    class Meta:
+        table_name = "users"
+
+
+class Contact(BaseModel):
+    """A WhatsApp user.  `wa_id` is the phone-based id; `user_id` is Meta's business-scoped user id, which is
+    all a webhook carries for users with a username and no shared phone number."""
+
+    id = AutoField()
+    wa_id = CharField(max_length=64, null=True, unique=True)
+    user_id = CharField(max_length=128, null=True, unique=True)
+    profile_name = CharField(max_length=256, default="")
+    created_at = DateTimeTZField(default=utcnow)
+    updated_at = DateTimeTZField(default=utcnow)
+
+    class Meta:
+        table_name = "contacts"
+        constraints = [Check("wa_id IS NOT NULL OR user_id IS NOT NULL")]
+
+    @property
+    def label(self) -> str:
+        return self.profile_name or self.wa_id or self.user_id or ""
+
+
+class Conversation(BaseModel):
+    """One business phone number talking with one contact."""
+
+    id = AutoField()
+    phone_number_id = CharField(max_length=64)
+    contact = ForeignKeyField(Contact, backref="conversations", on_delete="CASCADE")
+    last_message_at = DateTimeTZField(default=utcnow, index=True)
+    created_at = DateTimeTZField(default=utcnow)
+
+    class Meta:
+        table_name = "conversations"
+        indexes = ((("phone_number_id", "contact"), True),)
+
+
+class Message(BaseModel):
+    id = BigAutoField()
+    conversation = ForeignKeyField(Conversation, backref="messages", on_delete="CASCADE")
+    direction = CharField(max_length=3, constraints=[SQL("CHECK (direction IN ('in', 'out'))")])
+    wamid = CharField(max_length=256, null=True, unique=True)
+    type = CharField(max_length=32, default="text")
+    text = TextField(null=True)
+    raw = BinaryJSONField(null=True)
+    status = CharField(max_length=16, default="pending")
+    error_code = CharField(max_length=32, null=True)
+    error_title = TextField(null=True)
+    sent_at = DateTimeTZField(default=utcnow)  # provider timestamp for inbound, creation time for outbound
+    created_at = DateTimeTZField(default=utcnow)
+    updated_at = DateTimeTZField(default=utcnow)
+
+    class Meta:
+        table_name = "messages"
+        indexes = ((("conversation", "sent_at"), False),)
+
+
+ALL_MODELS = (User, Contact, Conversation, Message)

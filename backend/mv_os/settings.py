@@ -1,0 +1,262 @@
+"""Environment selection and settings, read from the process environment and validated at start-up.
+
+`NODE_ENV` picks the environment (local | staging | production); unset means local, the safe default
+(mock providers only).  `Settings.from_env()` reads and validates in one go and raises `ConfigError`, whose
+message is one line that names the variable and never its value.  Entry points turn that into exit code 2
+through `load_or_exit()`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from mv_os.db import connect_params
+
+log = logging.getLogger("mv_os.settings")
+
+MIN_JWT_SECRET_BYTES = 32
+
+# The variables that hold credentials.  Values of these never appear in logs or error messages.
+SECRET_VARIABLES = (
+    "DATABASE_URL",
+    "JWT_SECRET",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_ACCESS_TOKEN",
+)
+
+# Real-provider credentials that local never uses (local sends through the mock provider only).
+LOCAL_IGNORED_CREDENTIALS = ("WHATSAPP_ACCESS_TOKEN",)
+
+# What the env templates put where a real value goes.  A value that looks like one of these is refused.
+_PLACEHOLDER = re.compile(
+    r"(?ix) change[-_ ]?me | replace[-_ ]?me | placeholder | <[^>]*> | \$\{[^}]*\} | "
+    r"^(?:x{3,}|\*+|todo|tbd|secret|password|example)$ | from[-_ ]secrets[-_ ]manager"
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong.  `str(err)` is one line that names the variable, never its value."""
+
+    def __init__(self, variable: str, problem: str):
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable} {problem}")
+
+
+class Environment(enum.StrEnum):
+    LOCAL = "local"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+    @property
+    def deployed(self) -> bool:
+        return self is not Environment.LOCAL
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Environment:
+        if raw is None or raw.strip() == "":
+            return cls.LOCAL
+        try:
+            return cls(raw.strip())
+        except ValueError:
+            allowed = ", ".join(e.value for e in cls)
+            raise ConfigError(
+                "NODE_ENV", f"is not a known environment (allowed: {allowed}; unset means local)"
+            ) from None
+
+
+def is_placeholder(value: str) -> bool:
+    return bool(_PLACEHOLDER.search(value))
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """What a DATABASE_URL points at, for the cross-environment guard (no password kept)."""
+
+    host: str
+    dbname: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.host in ("", "localhost", "127.0.0.1", "::1") or self.host.startswith("/")
+
+
+def database_target(url: str) -> DatabaseTarget:
+    try:
+        params = connect_params(url)
+    except Exception:  # noqa: BLE001 - psycopg raises several types; the message may echo the URL
+        raise ConfigError("DATABASE_URL", "is not a valid PostgreSQL connection URL") from None
+    return DatabaseTarget(host=str(params.get("host") or ""), dbname=str(params.get("dbname") or ""))
+
+
+_PRODUCTION_DB = re.compile(r"mv-os-db(?!-staging)")
+_STAGING_DB = re.compile(r"mv-os-db-staging")
+
+
+def _guard_database(env: Environment, target: DatabaseTarget) -> None:
+    """Staging and production never share a database, and local never touches either."""
+    where = f"{target.host} {target.dbname}"
+    if env is Environment.STAGING and _PRODUCTION_DB.search(where):
+        raise ConfigError("DATABASE_URL", "points at the production database (mv-os-db) from staging")
+    if env is Environment.PRODUCTION:
+        if _STAGING_DB.search(where):
+            raise ConfigError("DATABASE_URL", "points at the staging database (mv-os-db-staging) from production")
+        if target.is_local:
+            raise ConfigError("DATABASE_URL", "points at localhost from production")
+    if env is Environment.LOCAL and (_STAGING_DB.search(where) or _PRODUCTION_DB.search(where)):
+        raise ConfigError("DATABASE_URL", "points at a cloud database (mv-os-db*) from local")
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: Environment = Environment.LOCAL
+    database_url: str = field(default="", repr=False)
+    jwt_secret: str = field(default="local-development-jwt-secret-not-for-cloud-use", repr=False)
+    jwt_ttl_seconds: int = 3600
+    whatsapp_app_secret: str = field(default="local-app-secret", repr=False)
+    whatsapp_verify_token: str = field(default="local-verify-token", repr=False)
+    whatsapp_access_token: str | None = field(default=None, repr=False)
+    whatsapp_phone_number_id: str = "100000000000001"
+    whatsapp_api_version: str = "v23.0"
+    whatsapp_api_base_url: str = "https://graph.facebook.com"
+    public_base_url: str = "http://127.0.0.1:3000"
+    git_sha: str = "unknown"
+    image_digest: str = "unknown"
+    log_level: str = "INFO"
+    db_max_connections: int = 8
+    ignored_credentials: tuple[str, ...] = ()
+
+    @property
+    def jwt_audience(self) -> str:
+        return f"mv-os-{self.environment.value}"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every credential value held, for log redaction."""
+        values = [
+            self.jwt_secret,
+            self.whatsapp_app_secret,
+            self.whatsapp_verify_token,
+            self.whatsapp_access_token or "",
+        ]
+        if self.database_url:
+            password = connect_params(self.database_url).get("password")
+            values.append(str(password or ""))
+        return tuple(v for v in values if v and len(v) >= 4)
+
+    def replace(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env_vars = os.environ if environ is None else environ
+        environment = Environment.parse(env_vars.get("NODE_ENV"))
+
+        def get(name: str) -> str | None:
+            value = env_vars.get(name)
+            return value if value not in (None, "") else None
+
+        def int_var(name: str, default: int, minimum: int = 1) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(name, "must be a whole number") from None
+            if value < minimum:
+                raise ConfigError(name, f"must be at least {minimum}")
+            return value
+
+        kwargs: dict = {"environment": environment}
+        optional = {
+            "WHATSAPP_PHONE_NUMBER_ID": "whatsapp_phone_number_id",
+            "WHATSAPP_API_VERSION": "whatsapp_api_version",
+            "WHATSAPP_API_BASE_URL": "whatsapp_api_base_url",
+            "PUBLIC_BASE_URL": "public_base_url",
+            "GIT_SHA": "git_sha",
+            "IMAGE_DIGEST": "image_digest",
+            "LOG_LEVEL": "log_level",
+        }
+        for var, attr in optional.items():
+            if get(var) is not None:
+                kwargs[attr] = get(var)
+        kwargs["jwt_ttl_seconds"] = int_var("JWT_TTL_SECONDS", 3600, minimum=60)
+        kwargs["db_max_connections"] = int_var("DB_MAX_CONNECTIONS", 8)
+
+        database_url = get("DATABASE_URL")
+        if database_url is not None:
+            if environment.deployed and is_placeholder(database_url):
+                raise ConfigError("DATABASE_URL", "still holds the template placeholder; set the real value")
+            _guard_database(environment, database_target(database_url))
+            kwargs["database_url"] = database_url
+
+        if database_url is None:
+            hint = (
+                "is required in staging and production"
+                if environment.deployed
+                else "is not set (run `nox -s dev` for the embedded PostgreSQL, or `docker compose up -d` and "
+                "copy env/backend.env.local.example)"
+            )
+            raise ConfigError("DATABASE_URL", hint)
+        if environment.deployed:
+            cls._read_cloud_secrets(get, kwargs)
+        else:
+            cls._read_local_secrets(get, kwargs)
+
+        level = kwargs.get("log_level", "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("LOG_LEVEL", "must be one of DEBUG, INFO, WARNING, ERROR")
+        kwargs["log_level"] = level
+        if not re.fullmatch(r"v\d+\.\d+", kwargs.get("whatsapp_api_version", "v23.0")):
+            raise ConfigError("WHATSAPP_API_VERSION", "must look like v23.0")
+        return cls(**kwargs)
+
+    @staticmethod
+    def _read_cloud_secrets(get, kwargs: dict) -> None:
+        """staging/production: every credential is required, real and not a template placeholder."""
+        required = {
+            "JWT_SECRET": "jwt_secret",
+            "WHATSAPP_APP_SECRET": "whatsapp_app_secret",
+            "WHATSAPP_VERIFY_TOKEN": "whatsapp_verify_token",
+            "WHATSAPP_ACCESS_TOKEN": "whatsapp_access_token",
+            "WHATSAPP_PHONE_NUMBER_ID": "whatsapp_phone_number_id",
+        }
+        for var, attr in required.items():
+            value = get(var)
+            if value is None:
+                raise ConfigError(var, "is required in staging and production")
+            if is_placeholder(value):
+                raise ConfigError(var, "still holds the template placeholder; set the real value")
+            kwargs[attr] = value
+        if len(kwargs["jwt_secret"].encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError("JWT_SECRET", f"must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        if not kwargs["whatsapp_phone_number_id"].isdigit():
+            raise ConfigError("WHATSAPP_PHONE_NUMBER_ID", "must be the numeric phone number id")
+
+    @staticmethod
+    def _read_local_secrets(get, kwargs: dict) -> None:
+        """local: webhook secrets come from the local template; real provider credentials are ignored."""
+        for var, attr in (
+            ("JWT_SECRET", "jwt_secret"),
+            ("WHATSAPP_APP_SECRET", "whatsapp_app_secret"),
+            ("WHATSAPP_VERIFY_TOKEN", "whatsapp_verify_token"),
+        ):
+            if get(var) is not None:
+                kwargs[attr] = get(var)
+        kwargs["ignored_credentials"] = tuple(v for v in LOCAL_IGNORED_CREDENTIALS if get(v) is not None)
+
+
+def load_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings for a process entry point; on a config error print one line and exit 2."""
+    try:
+        return Settings.from_env(environ)
+    except ConfigError as err:
+        print(f"mv-os: config error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

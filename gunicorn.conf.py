@@ -1,0 +1,45 @@
+"""gunicorn settings for every environment (the image, `nox -s serve`, tests and benchmarks).
+
+Read from the environment: PORT (8080 in the image, 3000 locally), BIND_HOST, WEB_CONCURRENCY, GUNICORN_THREADS,
+GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE.  Settings are validated here, before any
+worker starts, so a config error stops start-up with one line that names the variable."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend"))
+
+from mv_os.settings import load_or_exit  # noqa: E402
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        print(f"mv-os: config error: {name} must be a positive whole number", file=sys.stderr)
+        raise SystemExit(2)
+    return int(raw)
+
+
+load_or_exit()
+
+bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{_int('PORT', 8080)}"  # noqa: S104 - App Runner needs it
+workers = _int("WEB_CONCURRENCY", 2)
+threads = _int("GUNICORN_THREADS", 4)
+worker_class = "gthread"
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# App Runner's load balancer talks to us directly; trust its X-Forwarded-* only from there.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = None  # the app logs one line per request (JSON in staging/production) with its request id
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+preload_app = False  # each worker builds its own pool after fork
+
+
+def post_fork(server, worker):
+    """Nothing is shared across fork: each worker's pool starts empty."""
+    from mv_os import db
+
+    if db.database.obj is not None:
+        db.database.obj.close_all()
