@@ -49,7 +49,6 @@ def make_database(url: str, max_connections: int = 8) -> PooledPostgresqlDatabas
         max_connections=max_connections,
         stale_timeout=300,
         timeout=10,  # seconds to wait for a free pooled connection before failing
-        autorollback=True,
         **params,
     )
 
