@@ -64,7 +64,8 @@ def list_conversations():
         Conversation.select(Conversation, Contact)
         .join(Contact)
         .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        .paginate(page, per_page + 1)
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
     )
     has_more = len(conversations) > per_page
     conversations = conversations[:per_page]
@@ -111,7 +112,8 @@ def list_messages(conversation_id: int):
         Message.select()
         .where(Message.conversation == conversation_id)
         .order_by(Message.sent_at.desc(), Message.id.desc())
-        .paginate(page, per_page + 1)
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
     )
     has_more = len(messages) > per_page
     return jsonify(page_json([message_json(m) for m in messages[:per_page]], page, per_page, has_more))

@@ -1,0 +1,166 @@
+"""DATABASE_URL parsing (the seed's ?schema=public), readiness with pending migrations, and the migration lock."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+
+from mv_os import create_app, db
+from mv_os.localdb import drop_database, ensure_database, with_database
+from mv_os.settings import Settings
+from tests.conftest import ROOT, backend_env
+from tests.pg import admin_url
+
+SEED_URL = "postgresql://postgres:postgres@localhost:5432/mv_os?schema=public"
+
+
+def test_seed_url_is_accepted_and_schema_becomes_search_path():
+    params = db.connect_params(SEED_URL)
+    assert params == {
+        "user": "postgres",
+        "password": "postgres",
+        "host": "localhost",
+        "port": "5432",
+        "dbname": "mv_os",
+        "options": "-csearch_path=public",
+    }
+    Settings.from_env({"DATABASE_URL": SEED_URL})  # the seed's own URL passes validation
+
+
+def test_schema_parameter_is_applied_on_a_real_connection(migrated_url):
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS tenant_x")
+        conn.execute("CREATE TABLE IF NOT EXISTS tenant_x.marker (v int)")
+    sep = "&" if "?" in migrated_url else "?"
+    database = db.make_database(migrated_url + sep + "schema=tenant_x")
+    try:
+        with database.connection_context():
+            assert database.execute_sql("SELECT current_schema()").fetchone()[0] == "tenant_x"
+            assert database.execute_sql("SELECT count(*) FROM marker").fetchone()[0] == 0
+    finally:
+        database.close_all()
+
+
+def test_schema_must_be_an_identifier():
+    with pytest.raises(ValueError, match="schema"):
+        db.connect_params("postgresql://localhost/mv_os?schema=public;drop")
+
+
+@pytest.fixture
+def fresh_db():
+    """An empty database (no migrations applied) on the test server."""
+    admin = admin_url()
+    name = f"mv_os_fresh_{time.time_ns()}"
+    url = ensure_database(admin, name)
+    yield url
+    if db.database.obj is not None:
+        db.database.obj.close_all()
+    drop_database(admin, name)
+
+
+def test_readyz_is_503_with_the_pending_migration_then_200(fresh_db, tmp_path, monkeypatch):
+    app = create_app(Settings(database_url=fresh_db))
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["reason"] == "pending migrations"
+    assert "0001_initial" in response.get_json()["pending"]
+
+    with app.app_context():
+        db.migrate()
+    assert client.get("/readyz").status_code == 200
+
+    # A new migration file appears (a new image) but has not run yet: not ready.
+    migrations = tmp_path / "migrations"
+    shutil.copytree(db.MIGRATIONS_DIR, migrations)
+    (migrations / "9999_future.py").write_text("def up(migrator, db):\n    pass\n")
+    monkeypatch.setattr(db, "MIGRATIONS_DIR", migrations)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["pending"] == ["9999_future"]
+    with app.app_context():
+        assert db.migrate() == ["9999_future"]
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_is_503_when_the_database_is_down_but_healthz_is_200():
+    dead = "postgresql://postgres@127.0.0.1:1/mv_os?connect_timeout=1"
+    app = create_app(Settings(database_url=dead))
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "reason": "database unavailable"}
+
+
+def test_migrate_waits_for_the_advisory_lock(fresh_db):
+    app = create_app(Settings(database_url=fresh_db))
+    holder = psycopg.connect(fresh_db, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
+    result: dict = {}
+
+    def run():
+        with app.app_context():
+            try:
+                result["applied"] = db.migrate(lock_timeout=30)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(1.0)
+    # While another instance holds the lock, nothing is applied.
+    tables = holder.execute("SELECT to_regclass('public.schema_migration')").fetchone()[0]
+    assert tables is None
+    assert thread.is_alive()
+    holder.execute("SELECT pg_advisory_unlock(%s)", (db.MIGRATION_LOCK_KEY,))
+    thread.join(timeout=30)
+    holder.close()
+    assert result == {"applied": ["0001_initial"]}
+
+
+def test_migrate_gives_up_after_the_lock_timeout(fresh_db):
+    app = create_app(Settings(database_url=fresh_db))
+    with psycopg.connect(fresh_db, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
+        with app.app_context(), pytest.raises(TimeoutError, match="migration lock"):
+            db.migrate(lock_timeout=0.5)
+
+
+@pytest.mark.slow
+def test_concurrent_instances_migrate_exactly_once(fresh_db):
+    """Several instances start at once (as App Runner does): all succeed, each migration runs once."""
+    env = backend_env(fresh_db)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "mv_os", "migrate"],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+    applied_counts = sorted(out.count("0001_initial") for out, _ in outputs)
+    assert applied_counts == [0, 0, 0, 1]
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT name FROM schema_migration").fetchall()
+    assert rows == [("0001_initial",)]
+
+
+def test_migrate_check_lists_pending(fresh_db):
+    env = backend_env(fresh_db)
+    cmd = [sys.executable, "-m", "flask", "--app", "mv_os", "migrate", "--check"]
+    first = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 1
+    assert "pending 0001_initial" in first.stdout
+
+
+def test_with_database_keeps_the_socket_query():
+    url = "postgresql://postgres:@/postgres?host=/tmp/sock"
+    assert with_database(url, "other") == "postgresql://postgres:@/other?host=/tmp/sock"

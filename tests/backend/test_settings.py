@@ -1,0 +1,190 @@
+"""NODE_ENV selection and start-up validation: one line that names the variable, never its value."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from mv_os import create_app
+from mv_os.settings import ConfigError, Environment, Settings, is_placeholder
+from tests.conftest import ROOT, backend_env
+
+STAGING_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db-staging.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
+PROD_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
+REAL_JWT = "q9X2v7LmR4tP8wZ1yK6nB3cH5jD0fG2s"  # 32 bytes, random-looking
+
+
+def cloud_env(env: str = "staging", **overrides: str) -> dict[str, str]:
+    base = {
+        "NODE_ENV": env,
+        "DATABASE_URL": STAGING_DB if env == "staging" else PROD_DB,
+        "JWT_SECRET": REAL_JWT,
+        "WHATSAPP_APP_SECRET": "5f0c2a9e7b1d4c3e8a6f0b2d4e6a8c0e",
+        "WHATSAPP_VERIFY_TOKEN": "vt-9d8c7b6a5f4e3d2c",
+        "WHATSAPP_ACCESS_TOKEN": "EAAGm0PX4ZCpsBAKZBZCz9ZBq7",
+        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def config_error(environ: dict[str, str]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(environ)
+    return info.value
+
+
+def test_unset_node_env_is_local_with_mocks():
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://postgres@localhost/mv_os"})
+    assert settings.environment is Environment.LOCAL
+    assert settings.jwt_audience == "mv-os-local"
+
+
+@pytest.mark.parametrize("value", ["prod", "Production", "dev", "stagging", "test"])
+def test_node_env_typo_is_refused_naming_variable_and_allowed_values(value):
+    err = config_error({"NODE_ENV": value, "DATABASE_URL": "postgresql://localhost/mv_os"})
+    assert err.variable == "NODE_ENV"
+    assert "local, staging, production" in str(err)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_valid_cloud_settings_load(env):
+    settings = Settings.from_env(cloud_env(env))
+    assert settings.environment.value == env
+    assert settings.jwt_audience == f"mv-os-{env}"
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "WHATSAPP_ACCESS_TOKEN",
+        "WHATSAPP_PHONE_NUMBER_ID",
+    ],
+)
+def test_cloud_requires_each_secret(env, variable):
+    err = config_error(cloud_env(env, **{variable: None}))
+    assert err.variable == variable
+    assert "required" in str(err)
+
+
+def test_short_jwt_secret_is_refused_without_printing_it():
+    err = config_error(cloud_env("production", JWT_SECRET="tooShortButRandom-7f3a"))
+    assert err.variable == "JWT_SECRET"
+    assert "32 bytes" in str(err)
+    assert "tooShortButRandom" not in str(err)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "<from Secrets Manager: mv-os/jwt-secret>",
+        "change-me-change-me-change-me-change-me",
+        "REPLACE_ME_WITH_A_LONG_RANDOM_SECRET_VALUE",
+        "${JWT_SECRET_FROM_VAULT_AT_DEPLOY_TIME_XXXX}",
+    ],
+)
+def test_placeholder_jwt_secret_is_refused(value):
+    err = config_error(cloud_env("production", JWT_SECRET=value))
+    assert err.variable == "JWT_SECRET"
+    assert "placeholder" in str(err)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_the_committed_templates_never_start_a_cloud_environment(env):
+    values = {k: v for k, v in dotenv_values(ROOT / f"env/backend.env.{env}.example").items() if v}
+    err = config_error(values)
+    assert err.variable in {"DATABASE_URL", "JWT_SECRET"}
+    assert "placeholder" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "needle"),
+    [
+        ("staging", PROD_DB, "production database"),
+        ("staging", "postgresql://u:p@db.internal:5432/mv-os-db", "production database"),
+        ("production", STAGING_DB, "staging database"),
+        ("production", "postgresql://u:p@localhost:5432/mv_os", "localhost"),
+        ("production", "postgresql://u:p@127.0.0.1:5432/mv_os", "localhost"),
+        ("local", PROD_DB, "cloud database"),
+        ("local", STAGING_DB, "cloud database"),
+    ],
+)
+def test_cross_environment_database_guard(env, url, needle):
+    environ = cloud_env(env, DATABASE_URL=url) if env != "local" else {"NODE_ENV": "local", "DATABASE_URL": url}
+    err = config_error(environ)
+    assert err.variable == "DATABASE_URL"
+    assert needle in str(err)
+    assert "s3cr3t-pw" not in str(err)
+
+
+def test_staging_accepts_its_own_database():
+    assert Settings.from_env(cloud_env("staging", DATABASE_URL=STAGING_DB)).database_url == STAGING_DB
+
+
+def test_local_ignores_real_credentials_and_says_so_once(migrated_url, caplog):
+    environ = {"DATABASE_URL": migrated_url, "WHATSAPP_ACCESS_TOKEN": "EAAGreal-token-value-123"}
+    settings = Settings.from_env(environ)
+    assert settings.whatsapp_access_token is None
+    assert settings.ignored_credentials == ("WHATSAPP_ACCESS_TOKEN",)
+    logging.getLogger("mv_os").addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="mv_os"):
+            create_app(settings)
+    finally:
+        logging.getLogger("mv_os").removeHandler(caplog.handler)
+    warnings = [r.getMessage() for r in caplog.records if "ignoring" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "WHATSAPP_ACCESS_TOKEN" in warnings[0]
+    assert "EAAGreal-token-value-123" not in warnings[0]
+
+
+def test_placeholder_detector_leaves_real_values_alone():
+    assert not is_placeholder(REAL_JWT)
+    assert not is_placeholder(STAGING_DB)
+    assert is_placeholder("<staging phone number id>")
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"NODE_ENV": "prod"}, "NODE_ENV"),
+        ({"NODE_ENV": "production", "JWT_SECRET": "short-secret-value-xyz"}, "JWT_SECRET"),
+    ],
+)
+def test_entry_points_exit_with_one_line_naming_the_variable(migrated_url, overrides, variable):
+    env = backend_env(migrated_url)
+    env.update(cloud_env("production") if overrides.get("NODE_ENV") == "production" else {})
+    env.update(overrides)
+    commands = [
+        [sys.executable, "-m", "flask", "--app", "mv_os", "migrate"],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "mv_os:create_app()"],
+    ]
+    for cmd in commands:
+        result = _run(cmd, env)
+        assert result.returncode != 0, cmd
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, (cmd, result.stderr)
+        assert lines[0].startswith(f"mv-os: config error: {variable} "), lines[0]
+        for secret in ("short-secret-value-xyz", REAL_JWT, "s3cr3t-pw"):
+            assert secret not in result.stderr + result.stdout
+
+
+def test_repo_root_layout_matches_the_seed():
+    for name in ("backend", "frontend", "env", "scripts", "noxfile.py", "docker-compose.yml", "README.md"):
+        assert (ROOT / name).exists(), name
+    assert Path(ROOT / ".gitignore").read_text().count(".env") >= 1
