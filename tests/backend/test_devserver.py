@@ -1,0 +1,126 @@
+"""The quickstart's `nox -s dev` path: `python -m mv_os.devserver` migrates, seeds, prints, serves."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, backend_env, free_port
+
+
+def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mv_os.devserver", "--no-reload", *args],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"devserver exited:\n{proc.stdout.read()}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError("devserver did not answer")
+
+
+def stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+def dev_env(**extra: str) -> dict[str, str]:
+    env = backend_env("unused", **extra)
+    env.pop("DATABASE_URL")
+    env.pop("NODE_ENV")
+    env["LOG_LEVEL"] = "INFO"
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_dev_with_database_url_migrates_seeds_prints_and_serves(migrated_url, settings):
+    port = free_port()
+    proc = start_devserver(dev_env(DATABASE_URL=migrated_url, PORT=str(port)))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(proc, url)
+        assert requests.get(url + "/readyz", timeout=5).status_code == 200
+        assert requests.get(url + "/version", timeout=5).json()["environment"] == "local"
+        login = requests.post(url + "/api/auth/login", timeout=5,
+                              json={"email": "demo@mv-os.local", "password": "demo-password"})
+        assert login.status_code == 200
+    finally:
+        out = stop(proc)
+    assert f"URL:        http://127.0.0.1:{port}" in out
+    assert "demo login: demo@mv-os.local / demo-password" in out
+    from tests.conftest import truncate_all
+
+    truncate_all(migrated_url)
+
+
+@pytest.mark.slow
+def test_dev_refuses_a_cloud_environment():
+    proc = start_devserver(dev_env(NODE_ENV="staging", PORT=str(free_port())))
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "NODE_ENV=local only" in out
+
+
+def _stop_postgres(data_dir: Path) -> None:
+    pid_file = data_dir / "postmaster.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)  # fast shutdown
+        for _ in range(100):
+            if not pid_file.exists():
+                break
+            time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="pgserver wheels cover CPython 3.9-3.12 only")
+def test_dev_without_database_url_uses_the_embedded_server_and_keeps_data(tmp_path):
+    state = tmp_path / "state"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dev_env(MV_OS_STATE_DIR=str(state), PORT=str(port), DEMO_PASSWORD="first-password")
+    try:
+        proc = start_devserver(env)
+        try:
+            wait_healthy(proc, url, timeout=90)
+            assert requests.get(url + "/readyz", timeout=5).status_code == 200
+        finally:
+            first = stop(proc)
+        assert "embedded PostgreSQL ready" in first
+        assert "applied migration 0001_initial" in first
+        assert (state / "pgdata" / "PG_VERSION").exists()
+
+        # Second run: same data folder, nothing to migrate, the demo user is still there.
+        proc = start_devserver(env)
+        try:
+            wait_healthy(proc, url, timeout=60)
+            login = requests.post(url + "/api/auth/login", timeout=5,
+                                  json={"email": "demo@mv-os.local", "password": "first-password"})
+            assert login.status_code == 200
+        finally:
+            second = stop(proc)
+        assert "applied migration" not in second
+    finally:
+        _stop_postgres(state / "pgdata")
