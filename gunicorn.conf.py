@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend"))
 
-from mv_os.settings import load_or_exit  # noqa: E402
+from mv_os.settings import load_or_exit
 
 
 def _int(name: str, default: int) -> int:

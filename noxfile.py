@@ -73,8 +73,18 @@ def lint(session: nox.Session) -> None:
 def _lock_impl(session: nox.Session, *, check: bool) -> None:
     for name, group in LOCK_GROUPS.items():
         out = REQ / f"{name}.txt"
-        args = ["uv", "pip", "compile", "pyproject.toml", "--universal", "--generate-hashes",
-                "--python-version", "3.11", "--quiet", "--no-header"]
+        args = [
+            "uv",
+            "pip",
+            "compile",
+            "pyproject.toml",
+            "--universal",
+            "--generate-hashes",
+            "--python-version",
+            "3.11",
+            "--quiet",
+            "--no-header",
+        ]
         if group:
             args += ["--group", group]
         if check:

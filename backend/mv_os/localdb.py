@@ -54,14 +54,27 @@ def _pg_ctl_server(data_dir: Path) -> str:
     socket_dir = Path(tempfile.gettempdir()) / f"mv-os-pg-{getpass.getuser()}"
     socket_dir.mkdir(mode=0o700, exist_ok=True)
     if not (data_dir / "PG_VERSION").exists():
-        subprocess.run([initdb, "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [initdb, "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )
     status = subprocess.run([pg_ctl, "-D", str(data_dir), "status"], capture_output=True)
     if status.returncode != 0:
         subprocess.run(
-            [pg_ctl, "-D", str(data_dir), "-w", "-l", str(data_dir / "server.log"),
-             "-o", f"-h '' -k {socket_dir}", "start"],
-            check=True, capture_output=True,
+            [
+                pg_ctl,
+                "-D",
+                str(data_dir),
+                "-w",
+                "-l",
+                str(data_dir / "server.log"),
+                "-o",
+                f"-h '' -k {socket_dir}",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
         )
     return f"postgresql://postgres@/postgres?host={socket_dir}"
 
@@ -96,6 +109,8 @@ def local_database_url(name: str = "mv_os") -> str:
         return os.environ["DATABASE_URL"]
     started = time.perf_counter()
     url = ensure_database(server_url(STATE_DIR / "pgdata"), name)
-    print(f"mv-os: embedded PostgreSQL ready in {time.perf_counter() - started:.2f}s "
-          f"(data in {STATE_DIR / 'pgdata'})", file=sys.stderr)
+    print(
+        f"mv-os: embedded PostgreSQL ready in {time.perf_counter() - started:.2f}s (data in {STATE_DIR / 'pgdata'})",
+        file=sys.stderr,
+    )
     return url

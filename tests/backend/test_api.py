@@ -20,12 +20,20 @@ def inbox(app):
         made = []
         for i, name in enumerate(["Ana", "Bruno", ""]):
             contact = Contact.create(wa_id=f"5511900000{i:03d}", profile_name=name)
-            conv = Conversation.create(phone_number_id="106540352242922", contact=contact,
-                                       last_message_at=T0 + dt.timedelta(minutes=[1, 30, 5][i]))
+            conv = Conversation.create(
+                phone_number_id="106540352242922",
+                contact=contact,
+                last_message_at=T0 + dt.timedelta(minutes=[1, 30, 5][i]),
+            )
             for j in range(3):
-                Message.create(conversation=conv, direction="in" if j % 2 == 0 else "out",
-                               wamid=f"wamid.{i}.{j}", text=f"msg {i}.{j}", status="delivered",
-                               sent_at=T0 + dt.timedelta(minutes=j))
+                Message.create(
+                    conversation=conv,
+                    direction="in" if j % 2 == 0 else "out",
+                    wamid=f"wamid.{i}.{j}",
+                    text=f"msg {i}.{j}",
+                    status="delivered",
+                    sent_at=T0 + dt.timedelta(minutes=j),
+                )
             made.append(conv.id)
         return made
 
@@ -95,9 +103,7 @@ def test_unhandled_error_is_json_without_trace_or_secret(settings):
 
     response = app.test_client().get("/boom")
     assert response.status_code == 500
-    assert response.get_json() == {
-        "error": {"code": "internal_error", "message": "Something went wrong on our side."}
-    }
+    assert response.get_json() == {"error": {"code": "internal_error", "message": "Something went wrong on our side."}}
     text = response.get_data(as_text=True)
     assert "Traceback" not in text
     assert settings.jwt_secret not in text

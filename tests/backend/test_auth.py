@@ -19,7 +19,13 @@ SECRET_32 = "k" * 16 + "Q7v2Lx9pR3mT8wZ1"
 
 def _claims(**overrides):
     now = dt.datetime.now(dt.UTC)
-    claims = {"iss": "mv-os", "aud": "mv-os-local", "sub": "1", "iat": now, "exp": now + dt.timedelta(minutes=5)}
+    claims = {
+        "iss": "mv-os",
+        "aud": "mv-os-local",
+        "sub": "1",
+        "iat": now,
+        "exp": now + dt.timedelta(minutes=5),
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -51,8 +57,10 @@ def test_wrong_email_and_wrong_password_get_the_same_401(client, user):
     "body", [None, [], {"email": "a@b.c"}, {"email": 1, "password": "x"}, {"email": "", "password": ""}]
 )
 def test_bad_login_bodies_are_400(client, body):
-    response = client.post("/api/auth/login", json=body) if body is not None else client.post(
-        "/api/auth/login", data="not json", content_type="application/json"
+    response = (
+        client.post("/api/auth/login", json=body)
+        if body is not None
+        else client.post("/api/auth/login", data="not json", content_type="application/json")
     )
     assert response.status_code == 400
     assert "error" in response.get_json()
@@ -78,8 +86,11 @@ def test_me_requires_a_bearer_token(client):
 
 def test_expired_token_is_rejected(client, user, settings):
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
-    token = jwt.encode(_claims(sub=str(user.id), iat=past, exp=past + dt.timedelta(minutes=5)),
-                       settings.jwt_secret, algorithm="HS256")
+    token = jwt.encode(
+        _claims(sub=str(user.id), iat=past, exp=past + dt.timedelta(minutes=5)),
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
     response = _me(client, token)
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "token_expired"
@@ -127,15 +138,18 @@ def test_staging_token_is_rejected_by_production_even_with_the_same_secret(setti
 
 def test_create_user_cli_then_login(app, client):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["create-user", "--email", "New@Example.com", "--name", "New"],
-                           env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"})
+    result = runner.invoke(
+        args=["create-user", "--email", "New@Example.com", "--name", "New"],
+        env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"},
+    )
     assert result.exit_code == 0, result.output
     assert "created user" in result.output
     assert "a-long-password" not in result.output
     login = client.post("/api/auth/login", json={"email": "new@example.com", "password": "a-long-password"})
     assert login.status_code == 200
-    again = runner.invoke(args=["create-user", "--email", "new@example.com"],
-                          env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"})
+    again = runner.invoke(
+        args=["create-user", "--email", "new@example.com"], env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"}
+    )
     assert again.exit_code != 0
     assert "already exists" in again.output
 
@@ -145,8 +159,10 @@ def test_seed_demo_uses_the_local_template_login(app, client, monkeypatch):
     monkeypatch.setenv("DEMO_PASSWORD", "demo-password")
     result = app.test_cli_runner().invoke(args=["seed-demo"])
     assert result.exit_code == 0, result.output
-    assert client.post("/api/auth/login",
-                       json={"email": "demo@mv-os.local", "password": "demo-password"}).status_code == 200
+    assert (
+        client.post("/api/auth/login", json={"email": "demo@mv-os.local", "password": "demo-password"}).status_code
+        == 200
+    )
     # Idempotent: running it again keeps one user.
     assert app.test_cli_runner().invoke(args=["seed-demo"]).exit_code == 0
     with app.app_context():

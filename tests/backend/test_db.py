@@ -140,7 +140,11 @@ def test_concurrent_instances_migrate_exactly_once(fresh_db):
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "mv_os", "migrate"],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]

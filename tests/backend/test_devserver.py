@@ -18,7 +18,11 @@ from tests.conftest import ROOT, backend_env, free_port
 def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mv_os.devserver", "--no-reload", *args],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -63,8 +67,11 @@ def test_dev_with_database_url_migrates_seeds_prints_and_serves(migrated_url, se
         wait_healthy(proc, url)
         assert requests.get(url + "/readyz", timeout=5).status_code == 200
         assert requests.get(url + "/version", timeout=5).json()["environment"] == "local"
-        login = requests.post(url + "/api/auth/login", timeout=5,
-                              json={"email": "demo@mv-os.local", "password": "demo-password"})
+        login = requests.post(
+            url + "/api/auth/login",
+            timeout=5,
+            json={"email": "demo@mv-os.local", "password": "demo-password"},
+        )
         assert login.status_code == 200
     finally:
         out = stop(proc)
@@ -116,8 +123,11 @@ def test_dev_without_database_url_uses_the_embedded_server_and_keeps_data(tmp_pa
         proc = start_devserver(env)
         try:
             wait_healthy(proc, url, timeout=60)
-            login = requests.post(url + "/api/auth/login", timeout=5,
-                                  json={"email": "demo@mv-os.local", "password": "first-password"})
+            login = requests.post(
+                url + "/api/auth/login",
+                timeout=5,
+                json={"email": "demo@mv-os.local", "password": "first-password"},
+            )
             assert login.status_code == 200
         finally:
             second = stop(proc)

@@ -23,7 +23,9 @@ def test_compose_runs_postgres_16_as_the_seed_url_expects():
     seed = connect_params(SEED_URL)
     env = pg["environment"]
     assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) == (
-        seed["user"], seed["password"], seed["dbname"],
+        seed["user"],
+        seed["password"],
+        seed["dbname"],
     )
     assert f"127.0.0.1:{seed['port']}:5432" in pg["ports"]
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
@@ -50,15 +52,23 @@ def test_every_template_variable_is_documented(path):
             assert j >= 0 and lines[j].startswith("#"), f"{path.name}: {line.split('=')[0]} is undocumented"
 
 
-@pytest.mark.parametrize(("env", "prefix", "other"), [
-    ("staging", "mv-os/staging/", "mv-os/"),
-    ("production", "mv-os/", "mv-os/staging/"),
-])
+@pytest.mark.parametrize(
+    ("env", "prefix", "other"),
+    [
+        ("staging", "mv-os/staging/", "mv-os/"),
+        ("production", "mv-os/", "mv-os/staging/"),
+    ],
+)
 def test_cloud_templates_hold_placeholders_naming_their_own_secrets(env, prefix, other):
     text = (ROOT / f"env/backend.env.{env}.example").read_text()
     values = dotenv_values(ROOT / f"env/backend.env.{env}.example")
-    for var in ("DATABASE_URL", "JWT_SECRET", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN",
-                "WHATSAPP_ACCESS_TOKEN"):
+    for var in (
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "WHATSAPP_ACCESS_TOKEN",
+    ):
         assert values[var].startswith("<from Secrets Manager: ")
         assert f"{prefix}" in values[var]
     names = set(re.findall(r"mv-os/[a-z0-9/-]+", text))

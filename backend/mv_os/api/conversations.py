@@ -53,7 +53,13 @@ def message_json(m: Message) -> dict:
 
 
 def contact_json(c: Contact) -> dict:
-    return {"id": c.id, "wa_id": c.wa_id, "user_id": c.user_id, "profile_name": c.profile_name, "label": c.label}
+    return {
+        "id": c.id,
+        "wa_id": c.wa_id,
+        "user_id": c.user_id,
+        "profile_name": c.profile_name,
+        "label": c.label,
+    }
 
 
 @bp.get("/conversations")
@@ -93,11 +99,7 @@ def _last_messages(conversation_ids: list[int]) -> dict[int, Message]:
         .alias("rn"),
     ).where(Message.conversation.in_(conversation_ids))
     sub = ranked.alias("ranked")
-    query = (
-        Message.select()
-        .join(sub, JOIN.INNER, on=(Message.id == sub.c.id))
-        .where(sub.c.rn == 1)
-    )
+    query = Message.select().join(sub, JOIN.INNER, on=(Message.id == sub.c.id)).where(sub.c.rn == 1)
     return {m.conversation_id: m for m in query}
 
 

@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from peewee import *  # noqa: F403
+from peewee import *
 from playhouse.postgres_ext import BinaryJSONField, DateTimeTZField
 
 
