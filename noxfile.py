@@ -100,3 +100,76 @@ def lock(session: nox.Session) -> None:
     """Regenerate the hashed lock files in requirements/ from pyproject.toml (after changing a dependency)."""
     session.install("uv")
     _lock_impl(session, check=False)
+
+
+# -- release (scripts/release): never run by a bare `nox`; AWS only through the standard SDK environment --------
+RELEASE_USAGE = {
+    "plan": "Usage: nox -s plan -- staging|production [--image <repo>@sha256:<digest>]",
+    "deploy": "Usage: nox -s deploy -- staging|production --image <repo>@sha256:<digest>",
+    "smoke": "Usage: nox -s smoke -- staging|production [--url URL] [--digest sha256:<digest>]",
+    "rollback": "Usage: nox -s rollback -- staging|production [--to sha256:<digest>]",
+    "validated-digest": "Usage: nox -s validated-digest -- production",
+}
+
+
+def _release_impl(session: nox.Session, command: str) -> None:
+    """Check the first argument names a deployable environment, then run `python -m scripts.release`."""
+    args = list(session.posargs)
+    allowed = ("production",) if command == "validated-digest" else ("staging", "production")
+    if not args or args[0] not in allowed:
+        session.error(RELEASE_USAGE[command])
+    if command == "deploy" and "--image" not in args and not any(a.startswith("--image=") for a in args):
+        session.error(RELEASE_USAGE[command])
+    _install(session, "release")
+    session.run("python", "-m", "scripts.release", command, *args)
+
+
+@nox.session(default=False)
+def plan(session: nox.Session) -> None:
+    """Print every release gate (PASS/FAIL) and the exact App Runner request; changes nothing.
+
+    `nox -s plan -- staging|production [--image <repo>@sha256:<digest>]`; exit 0 only if every gate passes."""
+    _release_impl(session, "plan")
+
+
+@nox.session(default=False)
+def deploy(session: nox.Session) -> None:
+    """Gates, App Runner deploy by digest, smoke, then the staging-validated record or production rollback.
+
+    `nox -s deploy -- staging|production --image <repo>@sha256:<digest>`."""
+    _release_impl(session, "deploy")
+
+
+@nox.session(default=False)
+def smoke(session: nox.Session) -> None:
+    """Smoke-test a deployed service: healthz, readyz, version/digest, webhook 403, bearer 401.
+
+    `nox -s smoke -- staging|production [--url URL] [--digest sha256:<digest>]`."""
+    _release_impl(session, "smoke")
+
+
+@nox.session(default=False)
+def rollback(session: nox.Session) -> None:
+    """Go back to the image that ran before (or `--to sha256:<digest>`), wait for it and smoke it.
+
+    `nox -s rollback -- staging|production [--to sha256:<digest>]`."""
+    _release_impl(session, "rollback")
+
+
+@nox.session(name="validated-digest", default=False)
+def validated_digest(session: nox.Session) -> None:
+    """Print `<repo>@sha256:...` that staging validated for HEAD's tree (what production deploys).
+
+    `nox -s validated-digest -- production`."""
+    _release_impl(session, "validated-digest")
+
+
+@nox.session(default=False)
+def audit(session: nox.Session) -> None:
+    """Prove staging/production isolation from AWS: secret ARNs/namespaces, NODE_ENV, auto-deploy off.
+
+    `nox -s audit [-- --values]` (--values compares salted fingerprints of secret values, never values)."""
+    if session.posargs not in ([], ["--values"]):
+        session.error("Usage: nox -s audit [-- --values]")
+    _install(session, "release")
+    session.run("python", "-m", "scripts.release", "audit", *session.posargs)

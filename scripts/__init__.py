@@ -1,0 +1,1 @@
+"""Operational scripts: the release engine (scripts.release) and webhook tools (scripts.webhooks)."""

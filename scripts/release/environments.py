@@ -1,0 +1,113 @@
+"""The environments, read from env/environments.toml (the one definition; it holds no secrets)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PATH = ROOT / "env" / "environments.toml"
+
+# What a template placeholder looks like ("<staging phone number id>"): never sent to App Runner.
+PLACEHOLDER = re.compile(r"<[^>]*>|change[-_ ]?me|replace[-_ ]?me|placeholder", re.IGNORECASE)
+
+
+class DefinitionError(Exception):
+    """The definition file is wrong, or an environment is unknown / not deployable."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    deployable: bool
+    node_env: str
+    port: int
+    health_check_path: str
+    branch: str = ""
+    service: str = ""
+    region: str = ""
+    ecr_repository: str = ""
+    cpu: str = ""
+    memory: str = ""
+    rds_identifier: str = ""
+    secret_namespace: str = ""
+    forbidden_namespaces: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def secret_name_allowed(self, name: str) -> bool:
+        """A secret name is inside this environment's namespace and outside every forbidden one."""
+        return name.startswith(self.secret_namespace) and not any(
+            name.startswith(prefix) for prefix in self.forbidden_namespaces
+        )
+
+
+_REQUIRED_DEPLOYABLE = (
+    "branch",
+    "service",
+    "region",
+    "ecr_repository",
+    "cpu",
+    "memory",
+    "rds_identifier",
+    "secret_namespace",
+)
+
+
+def load(path: Path | str = DEFAULT_PATH) -> dict[str, Environment]:
+    """Read and check the definition file; raises DefinitionError naming the problem."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    if data.get("schema") != 1:
+        raise DefinitionError(f"{path}: unknown schema {data.get('schema')!r} (expected 1)")
+    result: dict[str, Environment] = {}
+    for name, raw in data.get("environments", {}).items():
+        raw = dict(raw)
+        try:
+            env = Environment(
+                name=name,
+                forbidden_namespaces=tuple(raw.pop("forbidden_namespaces", ())),
+                secrets=dict(raw.pop("secrets", {})),
+                variables={k: str(v) for k, v in raw.pop("variables", {}).items()},
+                **raw,
+            )
+        except TypeError as exc:
+            raise DefinitionError(f"{path}: environment {name!r}: {exc}") from None
+        if env.deployable:
+            missing = [f for f in _REQUIRED_DEPLOYABLE if not getattr(env, f)]
+            if missing:
+                raise DefinitionError(f"{path}: environment {name!r} is deployable but lacks {', '.join(missing)}")
+            if env.node_env != name:
+                raise DefinitionError(f"{path}: environment {name!r} must set node_env = {name!r}")
+            for var, secret in env.secrets.items():
+                if not env.secret_name_allowed(secret):
+                    raise DefinitionError(
+                        f"{path}: {name}.secrets.{var} = {secret!r} is outside {env.secret_namespace}*"
+                        + (f" or inside {', '.join(env.forbidden_namespaces)}" if env.forbidden_namespaces else "")
+                    )
+            clash = set(env.secrets) & set(env.variables)
+            if clash:
+                raise DefinitionError(f"{path}: {name}: {', '.join(sorted(clash))} is both secret and variable")
+        result[name] = env
+    if "local" not in result or result["local"].deployable:
+        raise DefinitionError(f"{path}: `local` must be declared and not deployable")
+    return result
+
+
+def deployable(name: str, path: Path | str = DEFAULT_PATH) -> Environment:
+    envs = load(path)
+    if name not in envs:
+        raise DefinitionError(f"unknown environment {name!r} (known: {', '.join(envs)})")
+    env = envs[name]
+    if not env.deployable:
+        raise DefinitionError(
+            f"{name} is never deployed: App Runner is only for staging and production, never for feature "
+            "iteration, UI testing or debugging (run `nox -s dev` locally)"
+        )
+    return env
+
+
+def for_branch(branch: str, path: Path | str = DEFAULT_PATH) -> Environment | None:
+    return next((e for e in load(path).values() if e.deployable and e.branch == branch), None)
