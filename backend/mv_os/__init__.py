@@ -19,10 +19,12 @@ MAX_CONTENT_LENGTH = 4 * 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from mv_os import logging_setup
-    from mv_os.api import auth, conversations, health
+    from mv_os import frontend, logging_setup
+    from mv_os.api import auth, conversations, health, messages
     from mv_os.cli import register_cli
     from mv_os.errors import register_error_handlers
+    from mv_os.providers import registry
+    from mv_os.webhooks import whatsapp as whatsapp_webhooks
 
     if settings is None:
         settings = load_or_exit()
@@ -42,8 +44,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     _register_request_hooks(app)
     register_error_handlers(app)
-    for blueprint in (health.bp, auth.bp, conversations.bp):
+    # The messaging provider of this environment (local: mock); tests replace this entry.
+    app.extensions["messaging"] = registry.messaging(settings)
+    for blueprint in (health.bp, auth.bp, conversations.bp, messages.bp, whatsapp_webhooks.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(frontend.bp)  # the static inbox at /, its runtime /config.json
     register_cli(app)
     return app
 

@@ -9,9 +9,11 @@ from peewee import (
     SQL,
     AutoField,
     BigAutoField,
+    BlobField,
     CharField,
     Check,
     ForeignKeyField,
+    IntegerField,
     Model,
     TextField,
 )
@@ -100,4 +102,58 @@ class Message(BaseModel):
         indexes = ((("conversation", "sent_at"), False),)
 
 
-ALL_MODELS = (User, Contact, Conversation, Message)
+class WebhookPayload(BaseModel):
+    """Archive of every accepted (signed, parsed) webhook body: the exact bytes and their SHA-256, for audit
+    and replay.  A re-delivery of the same bytes bumps `deliveries` instead of being ingested again."""
+
+    id = BigAutoField()
+    sha256 = CharField(max_length=64, unique=True)
+    body = BlobField()
+    size = IntegerField()
+    deliveries = IntegerField(default=1)
+    first_received_at = DateTimeTZField(default=utcnow)
+    last_received_at = DateTimeTZField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_payloads"
+
+
+class MessageStatusEvent(BaseModel):
+    """One delivery receipt per (wamid, status), whatever order they arrive in.  Kept even when the message
+    is not (yet) known, so a status that races ahead of the send's commit is applied when the message lands."""
+
+    id = BigAutoField()
+    wamid = CharField(max_length=256)
+    status = CharField(max_length=32)
+    timestamp = DateTimeTZField(null=True)
+    recipient_id = CharField(max_length=128, null=True)
+    error_code = CharField(max_length=32, null=True)
+    error_title = TextField(null=True)
+    raw = BinaryJSONField()
+    payload = ForeignKeyField(WebhookPayload, null=True, on_delete="SET NULL")
+    received_at = DateTimeTZField(default=utcnow)
+
+    class Meta:
+        table_name = "message_status_events"
+        indexes = ((("wamid", "status"), True),)
+
+
+class WebhookEvent(BaseModel):
+    """Anything in a webhook that is not a message or a status: `errors[]` entries (kind "error", with Meta's
+    code) and changes with a `field` we do not handle (kind "unknown_field").  Stored raw, never dropped."""
+
+    id = BigAutoField()
+    payload = ForeignKeyField(WebhookPayload, backref="events", on_delete="CASCADE")
+    kind = CharField(max_length=32)
+    field = CharField(max_length=128, null=True)
+    phone_number_id = CharField(max_length=64, null=True)
+    error_code = CharField(max_length=32, null=True)
+    error_title = TextField(null=True)
+    raw = BinaryJSONField(null=True)
+    created_at = DateTimeTZField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_events"
+
+
+ALL_MODELS = (User, Contact, Conversation, Message, WebhookPayload, MessageStatusEvent, WebhookEvent)

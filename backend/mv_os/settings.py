@@ -127,6 +127,13 @@ class Settings:
     whatsapp_api_version: str = "v23.0"
     whatsapp_api_base_url: str = "https://graph.facebook.com"
     public_base_url: str = "http://127.0.0.1:3000"
+    # Messaging (providers/): send timeout in seconds, attempts per send (1 = no retry), backoff base seconds.
+    whatsapp_send_timeout: float = 10.0
+    whatsapp_send_attempts: int = 4
+    whatsapp_retry_backoff: float = 0.5
+    # local only: the mock provider posts signed status webhooks (sent/delivered/read) after each send.
+    mock_status_webhooks: bool = False
+    mock_status_delay: float = 0.2
     git_sha: str = "unknown"
     image_digest: str = "unknown"
     log_level: str = "INFO"
@@ -189,6 +196,8 @@ class Settings:
                 kwargs[attr] = get(var)
         kwargs["jwt_ttl_seconds"] = int_var("JWT_TTL_SECONDS", 3600, minimum=60)
         kwargs["db_max_connections"] = int_var("DB_MAX_CONNECTIONS", 8)
+        cls._read_messaging_options(get, kwargs)
+        kwargs["whatsapp_send_attempts"] = int_var("WHATSAPP_SEND_ATTEMPTS", 4)
 
         database_url = get("DATABASE_URL")
         if database_url is not None:
@@ -251,6 +260,29 @@ class Settings:
             if get(var) is not None:
                 kwargs[attr] = get(var)
         kwargs["ignored_credentials"] = tuple(v for v in LOCAL_IGNORED_CREDENTIALS if get(v) is not None)
+
+    @staticmethod
+    def _read_messaging_options(get, kwargs: dict) -> None:
+        def number(name: str, attr: str, minimum: float) -> None:
+            raw = get(name)
+            if raw is None:
+                return
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(name, "must be a number of seconds") from None
+            if not value >= minimum or value > 3600:
+                raise ConfigError(name, f"must be between {minimum:g} and 3600 seconds")
+            kwargs[attr] = value
+
+        number("WHATSAPP_SEND_TIMEOUT", "whatsapp_send_timeout", 0.1)
+        number("WHATSAPP_RETRY_BACKOFF", "whatsapp_retry_backoff", 0.0)
+        number("MOCK_STATUS_DELAY", "mock_status_delay", 0.0)
+        flag = get("MOCK_STATUS_WEBHOOKS")
+        if flag is not None:
+            if flag.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ConfigError("MOCK_STATUS_WEBHOOKS", "must be 1/true/yes or 0/false/no")
+            kwargs["mock_status_webhooks"] = flag.strip().lower() in ("1", "true", "yes", "on")
 
 
 def load_or_exit(environ: Mapping[str, str] | None = None) -> Settings:

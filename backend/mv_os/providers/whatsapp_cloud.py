@@ -1,0 +1,161 @@
+"""WhatsApp Cloud API adapter: `POST {base}/{version}/{phone-number-id}/messages`.
+
+The only backend module that imports `requests` (enforced by the import-linter contract in .importlinter).
+Every call has a timeout.  Errors are mapped from the response's `error.code`:
+
+- retried with exponential backoff and full jitter: 130429 (rate limit), 131056 (pair rate limit),
+  80007 (WABA rate limit), 131000 (something went wrong), any 5xx without a known permanent code, and
+  connection failures (the request never reached Meta, so it cannot have been sent);
+- never retried: 131047 (24 h window closed), 131026 (undeliverable), 190 (access token expired: an
+  operator has to act, so it is logged at ERROR) and every other 4xx;
+- a read timeout is not retried either: Meta may already have sent the message, and a retry would send it
+  twice.  It is reported as retryable, so the caller can offer to try again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+from mv_os.providers.base import (
+    PermanentProviderError,
+    ProviderConfigError,
+    ProviderError,
+    RetryableProviderError,
+    SendResult,
+)
+
+log = logging.getLogger("mv_os.providers.whatsapp")
+
+RETRYABLE_CODES = frozenset({130429, 131056, 80007, 131000})
+NEVER_RETRY_CODES = frozenset({131047, 131026, 190})
+# Graph API codes that mean our credentials or permissions are wrong, not the message.
+CONFIG_CODES = frozenset({0, 3, 10, 190, *range(200, 300)})
+MAX_BACKOFF_SECONDS = 8.0
+# Business-scoped user ids (BSUID) look like "US.13491208655302741918"; phone-based wa_ids are digits.
+_BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]+$")
+
+
+class WhatsAppCloudMessaging:
+    name = "whatsapp_cloud"
+
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        phone_number_id: str,
+        api_version: str = "v23.0",
+        base_url: str = "https://graph.facebook.com",
+        timeout: float = 10.0,
+        connect_timeout: float = 3.05,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not access_token:
+            raise ProviderConfigError("WhatsApp access token is not configured")
+        self._token = access_token
+        self.url = f"{base_url.rstrip('/')}/{api_version}/{phone_number_id}/messages"
+        self.timeout = (connect_timeout, timeout)
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self._sleep = sleep
+        self._local = threading.local()
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"WhatsAppCloudMessaging(url={self.url!r})"
+
+    @classmethod
+    def from_settings(cls, settings) -> WhatsAppCloudMessaging:
+        return cls(
+            access_token=settings.whatsapp_access_token or "",
+            phone_number_id=settings.whatsapp_phone_number_id,
+            api_version=settings.whatsapp_api_version,
+            base_url=settings.whatsapp_api_base_url,
+            timeout=settings.whatsapp_send_timeout,
+            max_attempts=settings.whatsapp_send_attempts,
+            backoff=settings.whatsapp_retry_backoff,
+        )
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {self._token}"
+            self._local.session = session
+        return session
+
+    def send_text(self, to: str, body: str, *, reply_to: str | None = None) -> SendResult:
+        payload: dict = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        payload["recipient" if _BSUID.match(to) else "to"] = to
+        payload.update(type="text", text={"preview_url": False, "body": body})
+        if reply_to:
+            payload["context"] = {"message_id": reply_to}
+
+        last: RetryableProviderError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self._attempt(payload, to)
+            except RetryableProviderError as err:
+                err.attempts = attempt
+                last = err
+                if not err.safe_to_retry or attempt == self.max_attempts:
+                    break
+                delay = random.uniform(0, min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempt - 1)))
+                log.warning("whatsapp send failed (%s), attempt %d/%d; retrying in %.2fs",
+                            err, attempt, self.max_attempts, delay)
+                self._sleep(delay)
+        assert last is not None
+        log.warning("whatsapp send gave up after %d attempt(s): %s", last.attempts, last)
+        raise last
+
+    def _attempt(self, payload: dict, to: str) -> SendResult:
+        try:
+            response = self._session().post(self.url, json=payload, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            # ConnectTimeout is a ConnectionError too: the request never reached Meta.
+            raise RetryableProviderError(f"cannot reach the WhatsApp API ({type(exc).__name__})") from None
+        except requests.Timeout:
+            raise RetryableProviderError(
+                "the WhatsApp API did not answer in time; the message may have been sent", safe_to_retry=False
+            ) from None
+        except requests.RequestException as exc:
+            raise ProviderError(f"WhatsApp API request failed ({type(exc).__name__})") from None
+
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.ok and isinstance(data, dict):
+            try:
+                message = data["messages"][0]
+                wamid = str(message["id"])
+            except (KeyError, IndexError, TypeError):
+                raise ProviderError("the WhatsApp API answered without a message id", http_status=response.status_code) from None
+            return SendResult(wamid=wamid, to=to, status=str(message.get("message_status") or "accepted"), raw=data)
+        raise _map_error(response.status_code, data)
+
+
+def _map_error(http_status: int, data) -> ProviderError:
+    error = data.get("error") if isinstance(data, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    text = str(error.get("message") or f"HTTP {http_status}")[:300]
+    kwargs = {"code": code, "http_status": http_status}
+    if code in RETRYABLE_CODES:
+        return RetryableProviderError(text, **kwargs)
+    if code in CONFIG_CODES or http_status in (401, 403) and code is None:
+        log.error("WhatsApp rejected our credentials or configuration: %s (code %s)", text, code)
+        return ProviderConfigError(text, **kwargs)
+    if code in NEVER_RETRY_CODES:
+        return PermanentProviderError(text, **kwargs)
+    if http_status >= 500 or http_status == 429:
+        return RetryableProviderError(text, **kwargs)
+    return PermanentProviderError(text, **kwargs)

@@ -1,0 +1,83 @@
+"""`/webhooks/whatsapp`: the one receiver for Meta's WhatsApp webhooks, identical in every environment (only
+WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN differ).
+
+GET  -- the subscription handshake: `hub.mode=subscribe` and the right `hub.verify_token` -> 200 with
+        `hub.challenge` as text/plain; anything else -> 403.  No signature on GET.
+POST -- in this order:
+        1. size: more than MAX_CONTENT_LENGTH (4 MiB; Meta's batches reach about 3 MB) -> 413, decided from
+           Content-Length before the body is read (a chunked body is cut off at the limit);
+        2. X-Hub-Signature-256 over the raw bytes: missing -> 401, wrong -> 403;
+        3. JSON: not parseable, or not an object -> 400;
+        4. ingest everything in one transaction; 200 only after it committed.  Database unavailable -> 503,
+           so Meta delivers again later (it retries for up to 7 days).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from mv_os.db import database
+from mv_os.errors import ApiError
+from mv_os.webhooks.ingest import ingest
+from mv_os.webhooks.signing import HEADER, verify
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+log = logging.getLogger("mv_os.webhooks")
+
+
+@bp.get("/whatsapp")
+def handshake():
+    settings = current_app.config["SETTINGS"]
+    mode = request.args.get("hub.mode", "")
+    token = request.args.get("hub.verify_token", "")
+    challenge = request.args.get("hub.challenge", "")
+    if (
+        mode == "subscribe"
+        and challenge
+        and len(challenge) <= 1024
+        and _same(token, settings.whatsapp_verify_token)
+    ):
+        return Response(challenge, status=200, mimetype="text/plain")
+    log.warning("webhook handshake refused (mode=%r)", mode[:32])
+    return Response("forbidden", status=403, mimetype="text/plain")
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+@bp.post("/whatsapp")
+def receive():
+    settings = current_app.config["SETTINGS"]
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"The webhook body is larger than {limit} bytes.")
+    body = request.get_data(cache=False)  # werkzeug stops a chunked body at the same limit (413)
+
+    signature = request.headers.get(HEADER)
+    if not signature:
+        raise ApiError(401, "signature_missing", f"The {HEADER} header is required.")
+    if not verify(settings.whatsapp_app_secret, body, signature):
+        log.warning("webhook signature mismatch (%d bytes)", len(body))
+        raise ApiError(403, "signature_invalid", f"The {HEADER} signature does not match the body.")
+
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "The webhook body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_payload", "The webhook body must be a JSON object.")
+
+    with database.atomic():
+        result = ingest(body, payload, default_phone_number_id=settings.whatsapp_phone_number_id)
+    # Committed: only now may Meta consider this delivery done.
+    log.info(
+        "webhook %s: %s",
+        "duplicate" if result.duplicate else "stored",
+        " ".join(f"{k}={v}" for k, v in result.counts.items()),
+    )
+    return jsonify(status="ok", duplicate=result.duplicate, payload_id=result.payload_id, **result.counts)
