@@ -138,7 +138,7 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still booting (busy CPU)
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not answer /healthz in time")
