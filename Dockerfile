@@ -30,6 +30,7 @@ LABEL org.opencontainers.image.title="mv-os-backend" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app/backend \
     PORT=8080 \
+    FRONTEND_DIR=/app/frontend \
     GIT_SHA=${GIT_SHA}
 RUN groupadd --system --gid 10001 mvos \
     && useradd --system --uid 10001 --gid mvos --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mvos
@@ -38,6 +39,7 @@ WORKDIR /app
 # Code last: a code change rebuilds only these layers.  Files stay root-owned and read-only to the app user.
 COPY gunicorn.conf.py ./
 COPY backend/mv_os ./backend/mv_os
+COPY frontend ./frontend
 COPY scripts/docker-entrypoint.sh ./scripts/docker-entrypoint.sh
 USER 10001:10001
 EXPOSE 8080

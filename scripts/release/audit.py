@@ -102,17 +102,18 @@ def _service_secrets(env: Environment, live: dict[str, str], arns: dict[str, str
 
 
 def _distinct(resolved: dict[str, dict[str, str]], running: dict[str, dict[str, str]]) -> Result:
+    """No secret (by name, so any version/suffix of its ARN counts) is used by two environments."""
     owner: dict[str, str] = {}
     shared = []
     for env_name in sorted(set(resolved) | set(running)):
         arns = set(resolved.get(env_name, {}).values()) | set(running.get(env_name, {}).values())
-        for arn in sorted(arns):
-            if arn in owner and owner[arn] != env_name:
-                shared.append(f"{secrets_mod.arn_name(arn) or arn} is used by {owner[arn]} and {env_name}")
-            owner.setdefault(arn, env_name)
+        for secret in sorted({secrets_mod.arn_name(arn) or arn for arn in arns}):
+            if secret in owner and owner[secret] != env_name:
+                shared.append(f"{secret} is used by {owner[secret]} and {env_name}")
+            owner.setdefault(secret, env_name)
     if len(resolved) < 2:
         return Result("secrets-distinct", False, "could not read both environments")
-    return Result("secrets-distinct", not shared, "; ".join(shared) or "no secret ARN is shared")
+    return Result("secrets-distinct", not shared, "; ".join(shared) or "no secret is shared")
 
 
 def _immutable_records(envs: list[Environment], clients: dict[str, Aws]) -> list[Result]:
