@@ -48,7 +48,10 @@ def status_payload(wamid: str, status: str, timestamp: int = 1764080500, errors:
         "statuses": [item],
     }
     return meta_json(
-        {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"value": value, "field": "messages"}]}]}
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"value": value, "field": "messages"}]}],
+        }
     )
 
 

@@ -44,8 +44,13 @@ def test_production_uses_the_whatsapp_cloud_adapter():
 
 def test_messaging_settings_are_read_and_validated():
     settings = Settings.from_env(
-        {"DATABASE_URL": "postgresql://u@localhost/x", "WHATSAPP_SEND_TIMEOUT": "2.5", "WHATSAPP_SEND_ATTEMPTS": "1",
-         "MOCK_STATUS_WEBHOOKS": "true", "MOCK_STATUS_DELAY": "0"}
+        {
+            "DATABASE_URL": "postgresql://u@localhost/x",
+            "WHATSAPP_SEND_TIMEOUT": "2.5",
+            "WHATSAPP_SEND_ATTEMPTS": "1",
+            "MOCK_STATUS_WEBHOOKS": "true",
+            "MOCK_STATUS_DELAY": "0",
+        }
     )
     assert (settings.whatsapp_send_timeout, settings.whatsapp_send_attempts) == (2.5, 1)
     assert (settings.mock_status_webhooks, settings.mock_status_delay) == (True, 0.0)
@@ -69,5 +74,10 @@ def test_mock_status_webhooks_are_signed_meta_payloads():
     body = mock.status_payload("wamid.X", "4915112345678", "delivered", timestamp=1764080000)
     assert verify("s3cret", body, sign("s3cret", body))
     status = json.loads(body)["entry"][0]["changes"][0]["value"]["statuses"][0]
-    assert status == {**status, "id": "wamid.X", "status": "delivered", "timestamp": "1764080000",
-                      "recipient_id": "4915112345678"}
+    assert status == {
+        **status,
+        "id": "wamid.X",
+        "status": "delivered",
+        "timestamp": "1764080000",
+        "recipient_id": "4915112345678",
+    }

@@ -80,8 +80,12 @@ def test_reply_context_and_business_scoped_recipient(httpserver, adapter):
 
 @pytest.mark.parametrize(
     ("code", "error_type"),
-    [(131047, PermanentProviderError), (131026, PermanentProviderError), (100, PermanentProviderError),
-     (190, ProviderConfigError)],
+    [
+        (131047, PermanentProviderError),
+        (131026, PermanentProviderError),
+        (100, PermanentProviderError),
+        (190, ProviderConfigError),
+    ],
     ids=["24h-window", "undeliverable", "invalid-parameter", "token-expired"],
 )
 def test_permanent_errors_are_not_retried(httpserver, adapter, code, error_type):
@@ -135,8 +139,13 @@ def test_read_timeout_is_not_retried_because_meta_may_have_sent_it(httpserver, a
 
 def test_connection_refused_is_retried_then_reported_retryable():
     adapter = WhatsAppCloudMessaging(
-        access_token=TOKEN, phone_number_id=PHONE_ID, base_url=f"http://127.0.0.1:{free_port()}", max_attempts=2,
-        backoff=0.01, timeout=0.5, connect_timeout=0.5,
+        access_token=TOKEN,
+        phone_number_id=PHONE_ID,
+        base_url=f"http://127.0.0.1:{free_port()}",
+        max_attempts=2,
+        backoff=0.01,
+        timeout=0.5,
+        connect_timeout=0.5,
     )
     with pytest.raises(RetryableProviderError) as caught:
         adapter.send_text("4915112345678", "hi")

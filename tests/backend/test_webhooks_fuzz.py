@@ -23,15 +23,69 @@ FUZZ_SETTINGS = settings(
 )
 
 KEYS = st.sampled_from(
-    ["object", "entry", "id", "changes", "field", "value", "messaging_product", "metadata", "phone_number_id",
-     "contacts", "profile", "name", "username", "wa_id", "user_id", "messages", "from", "from_user_id",
-     "timestamp", "type", "text", "body", "image", "caption", "url", "reaction", "emoji", "statuses", "status",
-     "recipient_id", "errors", "code", "title", "message", "error_data", "interactive", "button_reply"]
+    [
+        "object",
+        "entry",
+        "id",
+        "changes",
+        "field",
+        "value",
+        "messaging_product",
+        "metadata",
+        "phone_number_id",
+        "contacts",
+        "profile",
+        "name",
+        "username",
+        "wa_id",
+        "user_id",
+        "messages",
+        "from",
+        "from_user_id",
+        "timestamp",
+        "type",
+        "text",
+        "body",
+        "image",
+        "caption",
+        "url",
+        "reaction",
+        "emoji",
+        "statuses",
+        "status",
+        "recipient_id",
+        "errors",
+        "code",
+        "title",
+        "message",
+        "error_data",
+        "interactive",
+        "button_reply",
+    ]
 )
 NASTY_TEXT = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["", " ", "\x00", "\ud800", "a" * 300, "1" * 70, "wamid.X", "read", "failed", "delivered",
-                     "sent", "messages", "text", "-1", "99999999999999999999", "1e309", "NaN"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "\ud800",
+            "a" * 300,
+            "1" * 70,
+            "wamid.X",
+            "read",
+            "failed",
+            "delivered",
+            "sent",
+            "messages",
+            "text",
+            "-1",
+            "99999999999999999999",
+            "1e309",
+            "NaN",
+        ]
+    ),
 )
 SCALARS = st.one_of(
     st.none(),
@@ -53,8 +107,12 @@ JSONISH = st.recursive(
 def _message():
     return st.fixed_dictionaries(
         {"id": NASTY_TEXT, "from": st.one_of(NASTY_TEXT, SCALARS), "timestamp": SCALARS, "type": NASTY_TEXT},
-        optional={"text": st.one_of(JSONISH, st.fixed_dictionaries({"body": SCALARS})),
-                  "from_user_id": NASTY_TEXT, "image": JSONISH, "reaction": JSONISH},
+        optional={
+            "text": st.one_of(JSONISH, st.fixed_dictionaries({"body": SCALARS})),
+            "from_user_id": NASTY_TEXT,
+            "image": JSONISH,
+            "reaction": JSONISH,
+        },
     )
 
 
@@ -115,7 +173,11 @@ def post(client):
     def _post(body: bytes):
         stats["count"] += 1
         response = client.post("/webhooks/whatsapp", data=body, headers=signed_headers(body))
-        assert response.status_code in (200, 400), (response.status_code, response.get_data(as_text=True)[:300], body[:300])
+        assert response.status_code in (200, 400), (
+            response.status_code,
+            response.get_data(as_text=True)[:300],
+            body[:300],
+        )
         return response
 
     _post.stats = stats
@@ -151,7 +213,28 @@ def test_the_database_is_still_consistent_after_garbage(client, post):
         b'"statuses":[{"id":"s.1","status":"read","timestamp":Infinity,"errors":[{"code":1e999}]}]}}]}]}'
     )
     assert post(hostile).status_code == 200
-    normal = meta_json({"entry": [{"changes": [{"field": "messages", "value": {"messages": [
-        {"id": "wamid.after", "from": "49151", "timestamp": "1764080000", "type": "text", "text": {"body": "ok"}}
-    ]}}]}]})
+    normal = meta_json(
+        {
+            "entry": [
+                {
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messages": [
+                                    {
+                                        "id": "wamid.after",
+                                        "from": "49151",
+                                        "timestamp": "1764080000",
+                                        "type": "text",
+                                        "text": {"body": "ok"},
+                                    }
+                                ]
+                            },
+                        }
+                    ]
+                }
+            ]
+        }
+    )
     assert post(normal).get_json()["messages"] == 1

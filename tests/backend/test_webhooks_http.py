@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from mv_os import db
+from mv_os.models import Contact, Conversation
 from mv_os.webhooks.signing import meta_json
 from tests.backend.messaging_support import (
     LOCAL_VERIFY_TOKEN,
@@ -25,14 +28,17 @@ from tests.backend.messaging_support import (
     signed_headers,
     status_payload,
 )
-from tests.conftest import LiveServer, backend_env, free_port, truncate_all
+from tests.conftest import DEMO_PASSWORD, LiveServer, backend_env, free_port, truncate_all
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(migrated_url):
-    live = LiveServer(backend_env(migrated_url)).start()
+    """One gunicorn for the module; its mock provider posts status webhooks back to itself."""
+    live = LiveServer(backend_env(migrated_url, MOCK_STATUS_WEBHOOKS="1", MOCK_STATUS_DELAY="0.05"))
+    live.env["PUBLIC_BASE_URL"] = live.url
+    live.start()
     yield live
     live.stop()
 
@@ -100,7 +106,7 @@ def test_signature_is_checked_before_json(hook):
     assert hook(b"{not json", headers=signed_headers(b"something else")).status_code == 403
     assert hook(b"{not json").status_code == 400
     assert hook(b"[1, 2, 3]").status_code == 400
-    assert hook("\"caf\xe9\"".encode("latin-1")).status_code == 400
+    assert hook('"caf\xe9"'.encode("latin-1")).status_code == 400
 
 
 def test_a_body_over_the_limit_is_refused_with_413_before_it_is_sent(server, hook):
@@ -173,8 +179,12 @@ def test_contact_without_wa_id_is_keyed_by_user_id(hook, migrated_url):
 
 
 def test_media_reaction_and_unknown_types_are_all_kept(hook, migrated_url):
-    for name in ("inbound_image_with_url.json", "inbound_image_without_url.json", "inbound_reaction.json",
-                 "inbound_unknown_type.json"):
+    for name in (
+        "inbound_image_with_url.json",
+        "inbound_image_without_url.json",
+        "inbound_reaction.json",
+        "inbound_unknown_type.json",
+    ):
         assert hook(fixture(name)).status_code == 200, name
     stored = {r[0]: r[1:] for r in rows(migrated_url, "SELECT wamid, type, text, raw FROM messages")}
     by_type = {}
@@ -188,7 +198,7 @@ def test_media_reaction_and_unknown_types_are_all_kept(hook, migrated_url):
     assert by_type["reaction"][0][0] == "👍"
     [(text, raw)] = by_type["hologram"]
     assert text is None
-    assert raw["hologram"] == {"id": "998877", "frames": 24, "label": "Vorschau – 3D"}
+    assert raw["hologram"] == {"id": "998877", "frames": 24, "label": "Vorschau \u2013 3D"}
 
 
 def test_every_entry_change_and_message_of_a_batch_is_stored(hook, migrated_url):
@@ -303,3 +313,40 @@ def test_database_unavailable_answers_503_so_meta_retries(migrated_url):
     finally:
         log = server.stop()
     assert "postgres:postgres@" not in log  # the URL's password never reaches the log
+
+
+# ------------------------------------------------------------------------- the mock's own status webhooks
+
+
+def test_local_mock_delivers_signed_status_webhooks_back_through_gunicorn(server, hook, app, user):
+    """MOCK_STATUS_WEBHOOKS=1: after a send, the mock posts signed sent -> delivered -> read webhooks to
+    PUBLIC_BASE_URL/webhooks/whatsapp over HTTP, and the ordinary handler moves the message to `read`."""
+    with app.app_context(), db.database.connection_context():
+        contact = Contact.create(wa_id="4915112345678", profile_name="J\u00fcrgen")
+        conversation = Conversation.create(phone_number_id="106540352242922", contact=contact).id
+    login = requests.post(
+        server.url + "/api/auth/login", json={"email": user.email, "password": DEMO_PASSWORD}, timeout=10
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    messages_url = f"{server.url}/api/conversations/{conversation}/messages"
+    created = requests.post(messages_url, json={"text": "ping"}, headers=headers, timeout=10)
+    assert created.status_code == 201
+    wamid = created.json()["wamid"]
+    statuses = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        page = requests.get(messages_url, headers=headers, timeout=10).json()
+        status = next(m["status"] for m in page["items"] if m["wamid"] == wamid)
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        if status == "read":
+            break
+        time.sleep(0.05)
+    assert statuses[-1] == "read", statuses
+    assert set(statuses) <= {"accepted", "sent", "delivered", "read"}
+    # They came in as three signed webhook deliveries, archived like Meta's.
+    assert scalar(settings_url(app), "SELECT count(*) FROM message_status_events WHERE wamid = %s", (wamid,)) == 3
+
+
+def settings_url(app) -> str:
+    return app.config["SETTINGS"].database_url

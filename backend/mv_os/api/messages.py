@@ -67,10 +67,7 @@ def send_message(conversation_id: int):
         raise ApiError(400, "invalid_request", "`text` must not contain NUL characters.")
 
     conversation = (
-        Conversation.select(Conversation, Contact)
-        .join(Contact)
-        .where(Conversation.id == conversation_id)
-        .first()
+        Conversation.select(Conversation, Contact).join(Contact).where(Conversation.id == conversation_id).first()
     )
     if conversation is None:
         raise ApiError(404, "not_found", "No such conversation.")

@@ -3,7 +3,7 @@ events (errors[], unknown fields).  A frozen copy, independent of models.py."""
 
 import datetime as dt
 
-from peewee import *  # noqa: F403
+from peewee import *
 from playhouse.postgres_ext import BinaryJSONField, DateTimeTZField
 
 

@@ -46,7 +46,7 @@ class MockMessaging:
         *,
         phone_number_id: str = "100000000000001",
         display_phone_number: str = "15550000001",
-        app_secret: str = "local-app-secret",
+        app_secret: str = "",
         webhook_url: str = "http://127.0.0.1:3000/webhooks/whatsapp",
         status_webhooks: bool = False,
         status_delay: float = 0.2,
@@ -94,8 +94,9 @@ class MockMessaging:
             "messages": [{"id": wamid, "message_status": "accepted"}],
         }
         if self.status_webhooks:
-            thread = threading.Thread(target=self._deliver_statuses, args=(wamid, to), daemon=True,
-                                      name=f"mock-status-{n}")
+            thread = threading.Thread(
+                target=self._deliver_statuses, args=(wamid, to), daemon=True, name=f"mock-status-{n}"
+            )
             self._threads.append(thread)
             thread.start()
         return SendResult(wamid=wamid, to=to, status="accepted", raw=raw)
@@ -111,7 +112,12 @@ class MockMessaging:
                     "status": status,
                     "timestamp": str(timestamp or int(time.time())),
                     **recipient,
-                    "pricing": {"billable": False, "pricing_model": "PMP", "category": "service", "type": "free_customer_service"},
+                    "pricing": {
+                        "billable": False,
+                        "pricing_model": "PMP",
+                        "category": "service",
+                        "type": "free_customer_service",
+                    },
                 }
             ],
         }

@@ -108,8 +108,13 @@ class WhatsAppCloudMessaging:
                 if not err.safe_to_retry or attempt == self.max_attempts:
                     break
                 delay = random.uniform(0, min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempt - 1)))
-                log.warning("whatsapp send failed (%s), attempt %d/%d; retrying in %.2fs",
-                            err, attempt, self.max_attempts, delay)
+                log.warning(
+                    "whatsapp send failed (%s), attempt %d/%d; retrying in %.2fs",
+                    err,
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                )
                 self._sleep(delay)
         assert last is not None
         log.warning("whatsapp send gave up after %d attempt(s): %s", last.attempts, last)
@@ -137,7 +142,9 @@ class WhatsAppCloudMessaging:
                 message = data["messages"][0]
                 wamid = str(message["id"])
             except (KeyError, IndexError, TypeError):
-                raise ProviderError("the WhatsApp API answered without a message id", http_status=response.status_code) from None
+                raise ProviderError(
+                    "the WhatsApp API answered without a message id", http_status=response.status_code
+                ) from None
             return SendResult(wamid=wamid, to=to, status=str(message.get("message_status") or "accepted"), raw=data)
         raise _map_error(response.status_code, data)
 
@@ -151,7 +158,7 @@ def _map_error(http_status: int, data) -> ProviderError:
     kwargs = {"code": code, "http_status": http_status}
     if code in RETRYABLE_CODES:
         return RetryableProviderError(text, **kwargs)
-    if code in CONFIG_CODES or http_status in (401, 403) and code is None:
+    if code in CONFIG_CODES or (http_status in (401, 403) and code is None):
         log.error("WhatsApp rejected our credentials or configuration: %s (code %s)", text, code)
         return ProviderConfigError(text, **kwargs)
     if code in NEVER_RETRY_CODES:

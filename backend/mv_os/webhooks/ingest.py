@@ -252,8 +252,13 @@ def _ingest_messages_value(value: dict, payload_id: int, default_phone: str, res
         result.counts["errors"] += 1
 
     for key in sorted(set(value) - KNOWN_VALUE_KEYS):
-        _event(payload_id, "unknown_field", field=clean_str(f"messages.{key}")[:128],
-               phone_number_id=phone_number_id, raw={key: value[key]})
+        _event(
+            payload_id,
+            "unknown_field",
+            field=clean_str(f"messages.{key}")[:128],
+            phone_number_id=phone_number_id,
+            raw={key: value[key]},
+        )
         result.counts["other"] += 1
 
 
@@ -282,7 +287,9 @@ def upsert_contact(*, wa_id: str | None, user_id: str | None, name: str | None) 
 
 
 def conversation_for(phone_number_id: str, contact: Contact, at: dt.datetime) -> int:
-    Conversation.insert(phone_number_id=phone_number_id, contact=contact.id, last_message_at=at).on_conflict_ignore().execute()
+    Conversation.insert(
+        phone_number_id=phone_number_id, contact=contact.id, last_message_at=at
+    ).on_conflict_ignore().execute()
     return (
         Conversation.select(Conversation.id)
         .where((Conversation.phone_number_id == phone_number_id) & (Conversation.contact == contact.id))

@@ -35,12 +35,7 @@ def handshake():
     mode = request.args.get("hub.mode", "")
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
-    if (
-        mode == "subscribe"
-        and challenge
-        and len(challenge) <= 1024
-        and _same(token, settings.whatsapp_verify_token)
-    ):
+    if mode == "subscribe" and challenge and len(challenge) <= 1024 and _same(token, settings.whatsapp_verify_token):
         return Response(challenge, status=200, mimetype="text/plain")
     log.warning("webhook handshake refused (mode=%r)", mode[:32])
     return Response("forbidden", status=403, mimetype="text/plain")
