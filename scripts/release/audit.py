@@ -150,7 +150,9 @@ def _values(
             try:
                 value = _secret_string(clients[env.name].secretsmanager, arn)
             except Exception as exc:  # noqa: BLE001 - never echo the error body (it could hold a value)
-                problems.append(Result(f"read-{env.name}-{var}", False, f"cannot read its value ({type(exc).__name__})"))
+                problems.append(
+                    Result(f"read-{env.name}-{var}", False, f"cannot read its value ({type(exc).__name__})")
+                )
                 continue
             if var == "DATABASE_URL":
                 value = secrets_mod.database_host(value)

@@ -14,7 +14,7 @@ from pathlib import Path
 from scripts.release import audit as audit_mod
 from scripts.release import smoke as smoke_mod
 from scripts.release.apprunner import AppRunnerTarget, DeployError, DeployFailed, rollback_request
-from scripts.release.environments import ROOT, DefinitionError, Environment, deployable, load
+from scripts.release.environments import DefinitionError, Environment, deployable, load
 from scripts.release.gates import Aws, Context, evaluate, head_tree
 from scripts.release.images import DIGEST, ImageRef, ImageRefError
 from scripts.release.record import RecordError
@@ -207,13 +207,15 @@ def validated_digest(ctx: Context, out: Out = _print, err: Out | None = None) ->
 
 
 def smoke_command(env: Environment, url: str | None, digest: str | None, aws: Aws | None, out: Out = _print) -> int:
-    if url is None or digest is None:
-        if aws is None:
-            out(f"FAIL aws-credentials: {CREDENTIALS_MISSING}; give --url (and --digest) to smoke without AWS")
-            return 1
+    """Smoke the service URL (from App Runner, or --url).  /version must report --digest, else what the service
+    runs; with --url and no AWS access, any sha256 digest is accepted."""
+    if aws is not None and (url is None or digest is None):
         state = aws.target.describe(env.service)
         url = url or state.https_url
         digest = digest or state.image.rsplit("@", 1)[-1]
+    if url is None:
+        out(f"FAIL aws-credentials: {CREDENTIALS_MISSING}; give --url to smoke without AWS")
+        return 1
     checks = smoke_mod.run(url, env.node_env, digest)
     for check in checks:
         out(check.line())
@@ -255,8 +257,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, repo: Path = ROOT) -> int:
+def main(argv: list[str] | None = None, repo: Path | None = None) -> int:
+    """The git checkout is the current directory (nox runs from the repository root)."""
     args = _parser().parse_args(argv)
+    repo = repo or Path.cwd()
     try:
         if args.command == "audit":
             return audit_command([e for e in load().values() if e.deployable], args.values)

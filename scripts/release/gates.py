@@ -231,7 +231,6 @@ def no_operation_in_progress(ctx: Context) -> Result:
 def request_pins_environment(ctx: Context) -> Result:
     """Gate 6: the request sets NODE_ENV to the target environment, turns auto-deploy off, health-checks
     /readyz over HTTP and sends no placeholder."""
-    name = "request"
     image = ctx.image or ImageRef(
         "<account>.dkr.ecr.<region>.amazonaws.com", "", ctx.env.region, ctx.env.ecr_repository, "sha256:<digest>"
     )
@@ -262,7 +261,7 @@ def check_request(env: Environment, request: dict[str, Any], image: ImageRef | N
     leaked = sorted(set(variables) & set(env.secrets))
     if leaked:
         problems.append(f"{', '.join(leaked)} must come from Secrets Manager, not a plain variable")
-    unset = sorted(k for k, v in variables.items() if not v or PLACEHOLDER.search(v))
+    unset = sorted(k for k in env.variables if not variables.get(k) or PLACEHOLDER.search(variables[k]))
     if unset:
         problems.append(f"{', '.join(unset)} still a placeholder in env/environments.toml")
     if problems:

@@ -91,7 +91,7 @@ def service(
     variables: dict[str, str] | None = None,
 ) -> dict:
     """A `describe_service` Service, as the botocore model shapes it."""
-    now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     return {
         "ServiceName": env.service,
         "ServiceId": SERVICE_IDS[env.name],
@@ -130,7 +130,7 @@ def service(
 
 
 def operations(*statuses: str, op_id: str = OP_ID) -> dict:
-    now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     return {
         "OperationSummaryList": [
             {"Id": op_id, "Type": "UPDATE_SERVICE", "Status": s, "StartedAt": now, "UpdatedAt": now} for s in statuses
@@ -203,9 +203,7 @@ def create_secrets(env, *, value_for=None) -> dict[str, str]:
 
 
 def create_repository(mutability: str = "IMMUTABLE") -> None:
-    boto3.client("ecr", region_name=REGION).create_repository(
-        repositoryName=REPOSITORY, imageTagMutability=mutability
-    )
+    boto3.client("ecr", region_name=REGION).create_repository(repositoryName=REPOSITORY, imageTagMutability=mutability)
 
 
 def push_image(label: str) -> str:
@@ -214,7 +212,11 @@ def push_image(label: str) -> str:
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": digest_of(label)},
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": digest_of(label),
+            },
             # moto derives the image digest from the layer digests: one layer per label keeps digests distinct
             "layers": [
                 {
@@ -225,8 +227,9 @@ def push_image(label: str) -> str:
             ],
         }
     )
+    tag = "git-" + hashlib.sha256(label.encode()).hexdigest()[:40]
     got = boto3.client("ecr", region_name=REGION).put_image(
-        repositoryName=REPOSITORY, imageManifest=manifest, imageTag=f"git-{hashlib.sha1(label.encode()).hexdigest()}"
+        repositoryName=REPOSITORY, imageManifest=manifest, imageTag=tag
     )
     return got["image"]["imageId"]["imageDigest"]
 

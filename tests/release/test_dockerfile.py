@@ -57,7 +57,9 @@ def test_runs_as_non_root_on_8080_with_the_entrypoint_script():
 
 def test_every_copied_path_is_in_the_build_context():
     """.dockerignore admits exactly what the Dockerfile copies (a missing one would fail the CI build)."""
-    allowed = [line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    allowed = [
+        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    ]
     copied = [arg.split()[0] for op, arg in instructions() if op == "COPY" and not arg.startswith("--from")]
     for path in copied:
         assert any(path == a or path.startswith(a + "/") for a in allowed), path
@@ -67,7 +69,9 @@ def test_every_copied_path_is_in_the_build_context():
 def test_entrypoint_migrates_then_execs_gunicorn():
     script = ENTRYPOINT.read_text()
     assert os.access(ENTRYPOINT, os.X_OK)
-    assert script.index("flask --app mv_os migrate") < script.index("exec gunicorn -c gunicorn.conf.py 'mv_os:create_app()'")
+    assert script.index("flask --app mv_os migrate") < script.index(
+        "exec gunicorn -c gunicorn.conf.py 'mv_os:create_app()'"
+    )
 
 
 @pytest.fixture
@@ -82,7 +86,10 @@ def fresh_database():
 
 def _start(url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = backend_env(url, PORT=str(port), BIND_HOST="127.0.0.1", LOG_LEVEL="INFO")
+    # One worker and a short graceful stop keep this quick on a small CI machine; the script is unchanged.
+    env = backend_env(
+        url, PORT=str(port), BIND_HOST="127.0.0.1", LOG_LEVEL="INFO", WEB_CONCURRENCY="1", GUNICORN_GRACEFUL_TIMEOUT="2"
+    )
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     proc = subprocess.Popen(
         ["/bin/sh", str(ENTRYPOINT)], env=env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -37,7 +37,9 @@ def test_local_is_declared_and_never_deployable():
 def test_every_secret_lives_in_its_own_namespace():
     envs = load()
     assert all(n.startswith("mv-os/staging/") for n in envs["staging"].secrets.values())
-    assert all(n.startswith("mv-os/") and not n.startswith("mv-os/staging/") for n in envs["production"].secrets.values())
+    assert all(
+        n.startswith("mv-os/") and not n.startswith("mv-os/staging/") for n in envs["production"].secrets.values()
+    )
     assert envs["staging"].secrets.keys() == envs["production"].secrets.keys()
 
 

@@ -70,3 +70,17 @@ def test_a_server_with_open_doors_fails(httpserver):
 def test_nothing_listening_fails_every_check():
     checks = smoke.run("http://127.0.0.1:9", "staging", DIGEST, attempts=2, sleep=lambda s: None, timeout=1)
     assert all(not c.ok and "did not answer" in c.detail for c in checks)
+
+
+def test_the_smoke_command_prints_pass_lines(staging_server, staging, capsys):
+    from scripts.release.cli import smoke_command
+
+    assert smoke_command(staging, staging_server.url, DIGEST, aws=None) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "PASS healthz",
+        "PASS readyz",
+        "PASS version",
+        "PASS webhook-wrong-verify-token",
+        "PASS garbage-bearer-token",
+    ]
+    assert smoke_command(staging, staging_server.url, digest_of("other"), aws=None) == 1
