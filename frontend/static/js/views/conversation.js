@@ -26,8 +26,9 @@ function renderStatus(message) {
   return h(
     'span',
     { class: `tick tick-${message.status}`, title: status.label, dataset: { status: message.status } },
-    h('span', { 'aria-hidden': 'true' }, status.glyph),
-    h('span', { class: 'visually-hidden' }, status.label),
+    h('span', { class: 'tick-glyph', 'aria-hidden': 'true' }, status.glyph),
+    ' ',
+    h('span', { class: 'tick-label' }, status.label),
   );
 }
 
@@ -64,9 +65,11 @@ export function createConversation({ id, api, onSent, onShowOlder }) {
     { type: 'button', class: 'button button-secondary show-more', hidden: true, onclick: onShowOlder },
     'Show older messages',
   );
-  const list = h('ol', { class: 'messages', role: 'log', 'aria-labelledby': 'conversation-title' });
+  const list = h('ol', { class: 'messages' });
   const status = h('p', { class: 'loading' }, 'Loading messages\u2026');
-  const scroller = h('div', { class: 'message-scroller' }, older, status, list);
+  // role=log: a screen reader announces messages added at the end, and only those.
+  const log = h('div', { role: 'log', 'aria-labelledby': 'conversation-title' }, list);
+  const scroller = h('div', { class: 'message-scroller' }, older, status, log);
 
   const text = h('textarea', {
     id: 'composer-text',
@@ -122,7 +125,9 @@ export function createConversation({ id, api, onSent, onShowOlder }) {
       if (err instanceof NetworkError) {
         error.textContent = 'Not sent: cannot reach the MV-OS backend. Your text is kept; try again.';
       } else if (err instanceof ApiError && err.status !== 401) {
-        const extra = err.details && err.details.provider_code ? ` (code ${err.details.provider_code})` : '';
+        // The API explains the provider's refusal in `message`; `meta_code` is WhatsApp's own error code.
+        const code = err.details && err.details.meta_code;
+        const extra = code && !err.message.includes(String(code)) ? ` (WhatsApp error ${code})` : '';
         error.textContent = `Not sent: ${err.message}${extra}`;
       }
     } finally {

@@ -1,0 +1,167 @@
+"""Browser tests: Playwright for Python driving Debian's Chromium against a real gunicorn and PostgreSQL.
+
+Nothing here skips.  A missing browser is a failure with a message that says how to install it, so CI can
+never go green without having run these tests (`nox -s tests` deselects them, visibly, only outside CI on a
+machine without Chromium; `nox -s e2e` always runs them).
+
+Screenshots go to artifacts/e2e/ (git-ignored; CI keeps it as a build artifact)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from dotenv import dotenv_values
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from mv_os import create_app
+from mv_os.cli import seed_demo
+from mv_os.settings import Settings
+from tests.conftest import ROOT, LiveServer, backend_env, truncate_all
+
+CHROMIUM = os.environ.get("MV_OS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+LOCAL_TEMPLATE = dotenv_values(ROOT / "env" / "backend.env.local.example")
+DEMO_EMAIL = LOCAL_TEMPLATE["DEMO_EMAIL"]
+DEMO_PASSWORD = LOCAL_TEMPLATE["DEMO_PASSWORD"]
+POLL_MS = 300  # short and fixed, so waiting for "appears without a reload" takes well under a second
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: the browser tests need it. Install it with "
+            "`apt-get install -y chromium` (Debian; .ci/run does this) or point MV_OS_CHROMIUM at a Chromium.",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def server_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = backend_env(database_url)
+    for name in [k for k in env if k.startswith(("FRONTEND_", "MOCK_", "DEMO_", "PUBLIC_BASE_URL"))]:
+        del env[name]  # nothing from the developer's shell changes what the test sees
+    env.update(
+        FRONTEND_POLL_INTERVAL_MS=str(POLL_MS),
+        MOCK_STATUS_WEBHOOKS="1",
+        MOCK_STATUS_DELAY="0.3",
+        DEMO_EMAIL=DEMO_EMAIL,
+        DEMO_PASSWORD=DEMO_PASSWORD,
+        # One worker starts and stops in about a second (two take three); a browser's keep-alive connections
+        # would otherwise hold a stop for the whole graceful timeout.
+        WEB_CONCURRENCY="1",
+        GUNICORN_GRACEFUL_TIMEOUT="1",
+    )
+    env.update(extra)
+    return env
+
+
+def start_server(env: dict[str, str], port: int | None = None) -> LiveServer:
+    """gunicorn whose PUBLIC_BASE_URL is its own URL, so the mock's signed status webhooks come back to it."""
+    server = LiveServer(env)
+    if port is not None:
+        server.port = port
+        server.url = f"http://127.0.0.1:{port}"
+        server.env["PORT"] = str(port)
+    server.env["PUBLIC_BASE_URL"] = server.url
+    return server.start()
+
+
+def reset_database(url: str) -> None:
+    """Empty tables, then the local demo user, as `nox -s dev` seeds it (seed_demo reads DEMO_*)."""
+    truncate_all(url)
+    app = create_app(Settings(database_url=url, log_level="WARNING"))
+    with pytest.MonkeyPatch.context() as mp, app.app_context():
+        mp.setenv("DEMO_EMAIL", DEMO_EMAIL)
+        mp.setenv("DEMO_PASSWORD", DEMO_PASSWORD)
+        seed_demo()
+    from mv_os import db
+
+    db.database.obj.close_all()
+
+
+@pytest.fixture(scope="module")
+def shared_server(migrated_url: str):
+    server = start_server(server_env(migrated_url))
+    yield server
+    server.stop()
+    truncate_all(migrated_url)
+
+
+@pytest.fixture
+def server(shared_server: LiveServer, migrated_url: str) -> LiveServer:
+    reset_database(migrated_url)
+    return shared_server
+
+
+@pytest.fixture
+def page(browser: Browser) -> Page:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB", timezone_id="UTC")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], f"uncaught JavaScript errors: {errors}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def replay(server: LiveServer, *fixtures: str | Path) -> str:
+    """Sign and POST webhook fixtures with the replay CLI, exactly as a developer would."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.webhooks.replay",
+            *map(str, fixtures),
+            "--url",
+            server.url + "/webhooks/whatsapp",
+        ],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def message_row(url: str, **where: str) -> dict:
+    clause = " AND ".join(f"{k} = %s" for k in where)
+    with psycopg.connect(url) as conn:
+        cur = conn.execute(f"SELECT id, wamid, status, direction FROM messages WHERE {clause}", list(where.values()))  # noqa: S608
+        row = cur.fetchone()
+    assert row is not None, where
+    return dict(zip(("id", "wamid", "status", "direction"), row, strict=True))
+
+
+def log_in(page: Page, server: LiveServer) -> None:
+    page.goto(server.url + "/")
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Inbox").wait_for()
