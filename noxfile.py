@@ -83,12 +83,43 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Static checks: ruff (lint + format), import-linter contracts, lock files in sync."""
+    """Static checks: ruff, import-linter, zizmor, workflow schema, hadolint, secrets, YAML/TOML, lock files."""
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("lint-imports")
+    _pipeline_checks(session)
     _lock_impl(session, check=True)
+
+
+SECRETS_FILTERS = [  # the project's placeholder rules (scripts/check_secrets.py explains each)
+    "--exclude-files", r"^(requirements/.*\.txt|\.ci/requirements-nox\.txt|\.secrets\.baseline)$",
+    "--exclude-secrets", r"^mv-os/", "--exclude-secrets", r"^<[^>]*>$",
+    # pragma: allowlist nextline secret (a filter pattern, not a credential)
+    "--exclude-lines", r"postgres(ql)?://postgres:postgres@(localhost|127\.0\.0\.1)",
+    "--exclude-lines", r"POSTGRES_PASSWORD:\s*.?postgres\b",
+]  # fmt: skip
+
+
+def _repo_files(session: nox.Session) -> list[str]:
+    """Tracked and new (not ignored) files: what a commit or CI's clone contains."""
+    out = session.run("git", "ls-files", "--cached", "--others", "--exclude-standard", silent=True, external=True)
+    return [f for f in (out or "").splitlines() if (ROOT / f).is_file()]
+
+
+def _pipeline_checks(session: nox.Session) -> None:
+    """zizmor (zero findings), GitHub's workflow schema, hadolint, the secret scan, YAML/TOML validity."""
+    workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    if workflows:
+        session.run("zizmor", "--offline", "--quiet", *workflows)
+        session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    if (ROOT / "Dockerfile").is_file():
+        session.run("hadolint", "Dockerfile")
+    files = _repo_files(session)
+    session.run("python", "scripts/check_secrets.py", "--baseline", ".secrets.baseline", *files)
+    configs = [f for f in files if f.endswith((".yml", ".yaml", ".toml"))]
+    session.run("python", "scripts/check_config_files.py", *configs)
+    session.run("pre-commit", "validate-config", ".pre-commit-config.yaml", silent=True)
 
 
 def _lock_impl(session: nox.Session, *, check: bool) -> None:
@@ -209,3 +240,33 @@ def replay(session: nox.Session) -> None:
         )
     session.env["PYTHONPATH"] = str(ROOT)  # the CLI is standard library only: no venv, no install
     session.run(sys.executable, "-m", "scripts.webhooks.replay", *session.posargs, external=True)
+
+
+# -- GitHub as code (scripts/github) ------------------------------------------------------------------------
+@nox.session(name="github-settings", default=False)
+def github_settings(session: nox.Session) -> None:
+    """Apply branch protection and the staging/production environments from .github/repository-settings.toml.
+
+    `nox -s github-settings -- --plan` shows the changes (`--check`: exit 1 on drift); without --plan it applies.
+    Needs GITHUB_TOKEN (repository admin) and --repo OWNER/NAME or GITHUB_REPOSITORY."""
+    _install(session, "release")
+    session.run("python", "-m", "scripts.github.settings", *session.posargs)
+
+
+@nox.session(name="promotion-check", default=False)
+def promotion_check(session: nox.Session) -> None:
+    """Pull request into main: head must be develop and its head commit deployed to staging successfully.
+
+    `nox -s promotion-check -- --head-ref develop --head-repo OWNER/NAME --sha SHA [--wait SECONDS]`."""
+    _install(session, "release")
+    session.run("python", "-m", "scripts.github.promotion", *session.posargs)
+
+
+@nox.session(name="secrets-baseline", default=False)
+def secrets_baseline(session: nox.Session) -> None:
+    """Rewrite .secrets.baseline from the repository's files with the project's placeholder filters.
+
+    Review `git diff .secrets.baseline` before committing: only audited false positives belong there."""
+    _install(session, "lint")
+    out = session.run("detect-secrets", "scan", "-n", *SECRETS_FILTERS, *_repo_files(session), silent=True)
+    (ROOT / ".secrets.baseline").write_text(out)
