@@ -51,6 +51,7 @@ def test_local_is_not_a_deploy_target(capsys):
     assert "invalid choice: 'local'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs(repo, no_aws):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(ROOT)

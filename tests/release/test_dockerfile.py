@@ -111,6 +111,7 @@ def _ready(proc: subprocess.Popen, url: str, timeout: float = 60) -> int:
     return -1
 
 
+@pytest.mark.slow
 def test_the_image_start_command_serves_readyz_on_a_fresh_database(fresh_database):
     """Two instances start at once on an empty database (as App Runner does): the advisory lock lets one
     migrate while the other waits, and both answer 200 on /readyz."""
@@ -135,6 +136,7 @@ def test_the_image_start_command_serves_readyz_on_a_fresh_database(fresh_databas
     assert all("Starting gunicorn" in out for out in outputs)
 
 
+@pytest.mark.slow
 def test_a_config_error_stops_before_gunicorn(fresh_database):
     env = backend_env(fresh_database, NODE_ENV="production")  # production without its secrets
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

@@ -12,6 +12,7 @@ from tests.conftest import LiveServer, backend_env, truncate_all
 from tests.release.conftest import digest_of
 
 DIGEST = digest_of("smoke-build")
+pytestmark = pytest.mark.slow  # starts gunicorn
 
 
 @pytest.fixture(scope="module")
