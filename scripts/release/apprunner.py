@@ -113,6 +113,8 @@ class DeployTarget(Protocol):
 
     def start(self, request: dict[str, Any]) -> str: ...
 
+    def redeploy(self, service_arn: str) -> str: ...
+
     def wait_for(self, service_arn: str, operation_id: str) -> None: ...
 
 
@@ -129,10 +131,15 @@ def update_request(
     if current is not None:
         if current.url:
             variables["PUBLIC_BASE_URL"] = current.https_url
-        if current.image:
+        if current.image and current.image != image.ref:
             # What ran before this deploy: `nox -s rollback -- <env>` (without --to) goes back to it.
             variables["MV_OS_PREVIOUS_IMAGE"] = current.image
             variables["MV_OS_PREVIOUS_GIT_SHA"] = current.variables.get("GIT_SHA", "unknown")
+        elif current.image == image.ref:
+            # A redeploy of what runs (e.g. after a secret rotation) keeps the rollback target it had.
+            for name in ("MV_OS_PREVIOUS_IMAGE", "MV_OS_PREVIOUS_GIT_SHA"):
+                if name in current.variables:
+                    variables[name] = current.variables[name]
     source: dict[str, Any] = {
         "ImageRepository": {
             "ImageIdentifier": image.ref,
@@ -165,6 +172,22 @@ def update_request(
             "UnhealthyThreshold": 5,
         },
     }
+
+
+def is_redeploy(request: dict[str, Any], current: ServiceState) -> bool:
+    """The request changes nothing App Runner would see (same image, same variables and secrets): updating the
+    service would not start a deployment, so `start_deployment` is used instead.  That is what a secret rotation
+    needs, because App Runner reads secret values only when a deployment starts."""
+    repo = request["SourceConfiguration"]["ImageRepository"]
+    config = repo.get("ImageConfiguration", {})
+    live = current.image_configuration
+    return (
+        repo["ImageIdentifier"] == current.image
+        and current.auto_deploy is False
+        and config.get("RuntimeEnvironmentVariables", {}) == live.get("RuntimeEnvironmentVariables", {})
+        and config.get("RuntimeEnvironmentSecrets", {}) == live.get("RuntimeEnvironmentSecrets", {})
+        and str(config.get("Port")) == str(live.get("Port"))
+    )
 
 
 def rollback_request(previous: ServiceState) -> dict[str, Any]:
@@ -269,6 +292,14 @@ class AppRunnerTarget:
                 f"update_service refused: {error.get('Code')}: {error.get('Message', '')}".rstrip(": ")
             ) from None
         return response["OperationId"]
+
+    def redeploy(self, service_arn: str) -> str:
+        """Deploy the configured image again (`start_deployment`): fresh secret values, same digest."""
+        try:
+            return self._call("start_deployment", ServiceArn=service_arn)["OperationId"]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise DeployError(f"start_deployment refused: {error.get('Code')}: {error.get('Message', '')}") from None
 
     def operation_status(self, service_arn: str, operation_id: str) -> str | None:
         token = None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scripts.release import audit as audit_mod
 from scripts.release import smoke as smoke_mod
-from scripts.release.apprunner import AppRunnerTarget, DeployError, DeployFailed, rollback_request
+from scripts.release.apprunner import AppRunnerTarget, DeployError, DeployFailed, is_redeploy, rollback_request
 from scripts.release.environments import DefinitionError, Environment, deployable, load
 from scripts.release.gates import Aws, Context, evaluate, head_tree
 from scripts.release.images import DIGEST, ImageRef, ImageRefError
@@ -83,8 +83,12 @@ def deploy(ctx: Context, out: Out = _print, smoke: SmokeRunner = _default_smoke)
     assert ctx.aws is not None and ctx.service is not None and ctx.image is not None and ctx.request is not None
     target, previous, image = ctx.aws.target, ctx.service, ctx.image
     try:
-        operation = target.start(ctx.request)
-        out(f"update_service: operation {operation} deploys {image.digest} to {ctx.env.service}")
+        if is_redeploy(ctx.request, previous):
+            operation = target.redeploy(previous.arn)
+            out(f"start_deployment: operation {operation} redeploys {image.digest} (same image; fresh secret values)")
+        else:
+            operation = target.start(ctx.request)
+            out(f"update_service: operation {operation} deploys {image.digest} to {ctx.env.service}")
         target.wait_for(previous.arn, operation)
     except DeployFailed as exc:
         out(f"deploy FAILED: {exc}. Running: {previous.image}")
@@ -121,6 +125,12 @@ def deploy(ctx: Context, out: Out = _print, smoke: SmokeRunner = _default_smoke)
 def _roll_back_after_smoke(ctx: Context, previous, out: Out) -> int:
     assert ctx.aws is not None and ctx.image is not None
     new, old = ctx.image.digest, previous.image.rsplit("@", 1)[-1]
+    if previous.image == ctx.image.ref:
+        out(
+            f"production smoke FAILED after a redeploy of the same digest {new}: there is no other image to go back "
+            "to. If a secret was just rotated, restore its previous value (AWSPREVIOUS) and redeploy."
+        )
+        return 1
     out(f"production smoke FAILED for {new}: rolling back to {old}")
     try:
         operation = ctx.aws.target.start(rollback_request(previous))

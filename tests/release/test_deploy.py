@@ -203,3 +203,43 @@ def test_manual_rollback_goes_back_to_the_previous_image(world, repo, staging):
     ctx = context(staging, repo, aws=world["aws"])
     assert cli.rollback(ctx, None, out=lines.append, smoke=smoke_passes) == 0
     assert lines[-1] == f"rolled back to {world['old']}"
+
+
+def _running_exactly(env, repo, digest, arns):
+    """A Service that already runs `digest` with exactly the configuration the engine would send."""
+    from scripts.release.apprunner import ServiceState, update_request
+    from scripts.release.images import ImageRef
+
+    live = service(env, digest=digest)
+    request = update_request(env, ImageRef.parse(image_ref(digest)), arns, repo.git("rev-parse", "HEAD"), None)
+    live["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"] = request["SourceConfiguration"][
+        "ImageRepository"
+    ]["ImageConfiguration"]
+    state = ServiceState.from_describe(live)
+    final = update_request(env, ImageRef.parse(image_ref(digest)), arns, repo.git("rev-parse", "HEAD"), state)
+    live["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"] = final["SourceConfiguration"][
+        "ImageRepository"
+    ]["ImageConfiguration"]
+    return live
+
+
+def test_redeploying_the_running_digest_starts_a_deployment(world, repo, staging):
+    """After a secret rotation: same digest, same configuration -> start_deployment (App Runner re-reads the
+    secrets), not an update_service that would change nothing."""
+    arns = create_secrets(staging)
+    stub = world["stub"]
+    live = _running_exactly(staging, repo, world["new"], arns)
+    stub.add_response(
+        "list_services",
+        {"ServiceSummaryList": [{"ServiceName": staging.service, "ServiceArn": service_arn("staging")}]},
+        {"MaxResults": 20},
+    )
+    stub.add_response("describe_service", {"Service": live}, {"ServiceArn": service_arn("staging")})
+    stub.add_response("start_deployment", {"OperationId": OP_ID}, {"ServiceArn": service_arn("staging")})
+    stub.add_response(
+        "list_operations", operations("SUCCEEDED"), {"ServiceArn": service_arn("staging"), "MaxResults": 20}
+    )
+    lines = []
+    ctx = context(staging, repo, image_ref(world["new"]), world["aws"])
+    assert cli.deploy(ctx, out=lines.append, smoke=smoke_passes) == 0
+    assert any(line.startswith("start_deployment: operation") for line in lines)
