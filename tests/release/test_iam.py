@@ -81,10 +81,11 @@ def test_an_unlisted_production_looking_secret_is_not_readable():
 def test_each_deploy_role_updates_only_its_own_service():
     staging_svc = f"arn:aws:apprunner:{REGION}:{ACC}:service/mv-os-backend-staging/0123"
     production_svc = f"arn:aws:apprunner:{REGION}:{ACC}:service/mv-os-backend/0123"
-    assert allowed(doc("deploy-staging.policy.json"), "apprunner:UpdateService", staging_svc)
-    assert not allowed(doc("deploy-staging.policy.json"), "apprunner:UpdateService", production_svc)
-    assert allowed(doc("deploy-production.policy.json"), "apprunner:UpdateService", production_svc)
-    assert not allowed(doc("deploy-production.policy.json"), "apprunner:UpdateService", staging_svc)
+    for action in ("apprunner:UpdateService", "apprunner:StartDeployment", "apprunner:ListOperations"):
+        assert allowed(doc("deploy-staging.policy.json"), action, staging_svc)
+        assert not allowed(doc("deploy-staging.policy.json"), action, production_svc)
+        assert allowed(doc("deploy-production.policy.json"), action, production_svc)
+        assert not allowed(doc("deploy-production.policy.json"), action, staging_svc)
 
 
 def test_production_never_pushes_images_or_records():
