@@ -230,3 +230,81 @@ def test_the_pages_pass_an_axe_accessibility_check(page: Page, server: LiveServe
     page.get_by_role("button", name="Send").click()
     expect(page.locator("li.message-out")).to_have_attribute("data-status", "read", timeout=TIMEOUT_READ)
     assert violations() == []
+
+
+def _fixture_without_profile(tmp_path):
+    """inbound_text.json from a new number whose contact has no WhatsApp profile name, sent later."""
+    body = INBOUND.read_bytes()
+    swaps = [
+        (
+            b'{"profile":{"name":"J\\u00fcrgen M\\u00fcller"},"wa_id":"4915112345678","user_id":"DE.1502576394655843"}',
+            b'{"wa_id":"4915100000001"}',
+        ),
+        (b'"from":"4915112345678","from_user_id":"DE.1502576394655843"', b'"from":"4915100000001"'),
+        (b"wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBDMDdBNDUxNkZBMjY3QjAwRjEA", b"wamid.E2E-NO-PROFILE-1"),
+        (b'"timestamp":"1764080000"', b'"timestamp":"1764090000"'),
+        (b"Gr\\u00fc\\u00dfe!", b"Hallo?"),
+    ]
+    for old, new in swaps:
+        assert old in body, old
+        body = body.replace(old, new)
+    path = tmp_path / "inbound_no_profile.json"
+    path.write_bytes(body)
+    return path
+
+
+def test_the_inbox_is_newest_first_and_reorders_itself(page: Page, server: LiveServer, tmp_path):
+    log_in(page, server)
+    replay(server, INBOUND, FIXTURES / "inbound_user_id_only.json", _fixture_without_profile(tmp_path))
+    links = page.get_by_role("navigation", name="Inbox").get_by_role("link")
+    # Newest first; a contact without a profile name shows as its number.
+    expect(links).to_have_count(3)
+    expect(links.nth(0)).to_contain_text("+4915100000001")
+    expect(links.nth(1)).to_contain_text("Maria López")
+    expect(links.nth(2)).to_contain_text(CONTACT)
+    # Answering the oldest conversation moves it to the top, without a reload.
+    links.nth(2).click()
+    page.get_by_label(f"Message to {CONTACT}").fill("Guten Tag!")
+    page.keyboard.press("Enter")
+    expect(links.nth(0)).to_contain_text(f"{CONTACT}")
+    expect(links.nth(0)).to_contain_text("You: Guten Tag!")
+    expect(links.nth(0)).to_have_attribute("aria-current", "page")
+    expect(links.nth(1)).to_contain_text("+4915100000001")
+
+
+def test_keyboard_focus_order_and_shift_enter(page: Page, server: LiveServer):
+    replay(server, INBOUND)
+    log_in(page, server)
+    page.reload()  # a fresh page load, still logged in (sessionStorage)
+    link = conversation_link(page)
+    link.wait_for()
+
+    def focused() -> str:
+        return page.evaluate(
+            "(() => { const e = document.activeElement;"
+            " return `${e.tagName.toLowerCase()}:${e.getAttribute('aria-label') || e.textContent.trim()}`; })()"
+        )
+
+    page.keyboard.press("Tab")
+    assert focused() == "a:Skip to main content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url.endswith("#/inbox"), "the skip link must not change the route"
+    page.keyboard.press("Tab")
+    assert focused().startswith("a:Jürgen Müller")
+    page.keyboard.press("Shift+Tab")
+    assert focused() == "button:Log out"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    composer = page.get_by_label(f"Message to {CONTACT}")
+    expect(composer).to_be_focused()
+    # Shift+Enter adds a line and sends nothing; Tab reaches Send.
+    page.keyboard.type("Zeile 1")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("Zeile 2")
+    expect(composer).to_have_value("Zeile 1\nZeile 2")
+    expect(page.locator("li.message-out")).to_have_count(0)
+    page.keyboard.press("Tab")
+    assert focused() == "button:Send"
+    page.keyboard.press("Enter")
+    expect(page.locator("li.message-out .message-text")).to_have_text("Zeile 1\nZeile 2")

@@ -48,7 +48,7 @@ export function showConnectionProblem(message, retryInMs, retry) {
   if (retry) {
     const button = document.createElement('button');
     button.type = 'button';
-    button.className = 'button button-small';
+    button.className = 'button button-secondary button-small';
     button.textContent = 'Retry now';
     button.addEventListener('click', retry);
     notice.append(' ', button);

@@ -81,6 +81,12 @@ function watchExpiry() {
   }, Math.max(0, wait));
 }
 
+// The skip link moves focus without touching the URL hash (the hash is the route).
+document.querySelector('.skip-link').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 logoutButton.addEventListener('click', () => {
   endSession({ kind: 'info', text: 'You have logged out.' });
 });
