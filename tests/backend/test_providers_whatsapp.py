@@ -158,6 +158,8 @@ def test_a_2xx_without_message_id_is_an_error(httpserver, adapter):
         adapter.send_text("4915112345678", "hi")
 
 
-def test_a_missing_token_is_refused_before_any_call():
+def test_a_missing_token_is_a_config_error_and_nothing_is_sent(httpserver):
+    adapter = WhatsAppCloudMessaging(access_token="", phone_number_id=PHONE_ID, base_url=httpserver.url_for("/"))
     with pytest.raises(ProviderConfigError):
-        WhatsAppCloudMessaging(access_token="", phone_number_id=PHONE_ID)
+        adapter.send_text("4915112345678", "hi")
+    assert httpserver.log == []

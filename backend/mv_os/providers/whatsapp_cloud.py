@@ -58,8 +58,8 @@ class WhatsAppCloudMessaging:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if not access_token:
-            raise ProviderConfigError("WhatsApp access token is not configured")
+        # A missing token is reported per send (ProviderConfigError -> 502), not at start-up: settings
+        # validation already refuses to start staging/production without one.
         self._token = access_token
         self.url = f"{base_url.rstrip('/')}/{api_version}/{phone_number_id}/messages"
         self.timeout = (connect_timeout, timeout)
@@ -92,6 +92,8 @@ class WhatsAppCloudMessaging:
         return session
 
     def send_text(self, to: str, body: str, *, reply_to: str | None = None) -> SendResult:
+        if not self._token:
+            raise ProviderConfigError("the WhatsApp access token is not configured")
         payload: dict = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         payload["recipient" if _BSUID.match(to) else "to"] = to
         payload.update(type="text", text={"preview_url": False, "body": body})
