@@ -64,10 +64,17 @@ def test_every_nox_session_named_in_a_workflow_exists():
     assert {s["name"] for s in json.loads(result.stdout)} == set(named)
 
 
+def _nox_commands(jobs: list[dict]) -> set[str]:
+    return {s["run"] for job in jobs for s in rules.steps(job) if "nox -s" in s.get("run", "")}
+
+
 def test_staging_runs_the_same_checks_as_ci():
-    ci = set().union(*rules.nox_sessions(_wf("ci.yml")).values())
-    staging_test = rules.nox_sessions(_wf("deploy-staging.yml"))["test"]
-    assert ci == staging_test == {"lint", "tests", "e2e"}
+    """develop is tested with exactly the commands a pull request gets (lint, tests, browser tests)."""
+    ci = _nox_commands(list(rules.jobs(_wf("ci.yml")).values()))
+    staging = _nox_commands([rules.jobs(_wf("deploy-staging.yml"))["test"]])
+    assert ci == staging
+    assert set().union(*rules.nox_sessions(_wf("ci.yml")).values()) == {"lint", "tests", "e2e"}
+    assert rules.jobs(_wf("deploy-staging.yml"))["deploy"]["needs"] == "test"
 
 
 def test_ci_never_touches_aws_and_never_deploys():
