@@ -251,7 +251,9 @@ def check_request(env: Environment, request: dict[str, Any], image: ImageRef | N
         problems.append(f"NODE_ENV is {variables.get('NODE_ENV')!r}, must be {env.node_env!r}")
     if source.get("AutoDeploymentsEnabled") is not False:
         problems.append("AutoDeploymentsEnabled must be False (an ECR push would deploy past every gate)")
-    if image is None or repo.get("ImageIdentifier") != image.ref:
+    if image is None:
+        problems.append("no image to deploy (see image-digest)")
+    elif repo.get("ImageIdentifier") != image.ref:
         problems.append("the image is not the digest given")
     health = request.get("HealthCheckConfiguration", {})
     if health.get("Protocol") != "HTTP" or health.get("Path") != env.health_check_path:
