@@ -190,7 +190,10 @@ def test_write_all_permissions_in_a_copy_are_caught(tmp_path):
 
 def test_id_token_in_a_job_without_environment_in_a_copy_is_caught(tmp_path):
     copy = _broken_copy(
-        tmp_path, "promotion-check.yml", "      deployments: read\n", "      deployments: read\n      id-token: write\n"
+        tmp_path,
+        "promotion-check.yml",
+        "      contents: read\n      deployments",
+        "      contents: read\n      id-token: write\n      deployments",
     )
     assert rules.job_permissions(rules.load(copy)) == ["promotion: id-token: write outside a job with an environment"]
 
