@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 
 import pytest
 
+from mv_os.webhooks.signing import meta_json
 from scripts.webhooks import replay
 from tests.backend.messaging_support import FIXTURES, rows, scalar, signature
 from tests.conftest import ROOT, LiveServer, backend_env, truncate_all
@@ -133,3 +135,44 @@ def test_env_file_parser_reads_the_local_template():
     values = replay.read_env_file(ROOT / "env" / "backend.env.local.example")
     assert values["WHATSAPP_APP_SECRET"] == "local-app-secret"
     assert values["NODE_ENV"] == "local"
+
+
+# The issue's list of cases, each with at least one fixture.
+REQUIRED_FIXTURES = [
+    "inbound_text.json",
+    "inbound_image_with_url.json",
+    "inbound_image_without_url.json",
+    "inbound_reaction.json",
+    "inbound_unknown_type.json",
+    "inbound_user_id_only.json",
+    "status_1_sent.json",
+    "status_2_delivered.json",
+    "status_3_read.json",
+    "status_4_failed.json",
+    "status_out_of_order_1_read.json",
+    "status_out_of_order_2_delivered.json",
+    "batch_multi_entry.json",
+    "errors_only.json",
+    "dashboard_test_sample.json",
+]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.json")))
+def test_fixtures_are_bytes_as_meta_sends_them(name):
+    """Compact, ASCII only (non-ASCII as \\uXXXX), '/' as '\\/', no trailing newline: an editor or hook that
+    "fixes" a fixture changes its bytes and therefore its signature."""
+    body = (FIXTURES / name).read_bytes()
+    assert body == meta_json(json.loads(body))
+    assert not body.endswith(b"\n")
+
+
+def test_every_case_of_the_issue_has_a_fixture():
+    assert sorted(REQUIRED_FIXTURES) == sorted(set(REQUIRED_FIXTURES) & {p.name for p in FIXTURES.glob("*.json")})
+    failed = json.loads((FIXTURES / "status_4_failed.json").read_bytes())
+    assert failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]["code"] == 131047
+    user_only = json.loads((FIXTURES / "inbound_user_id_only.json").read_bytes())
+    contact = user_only["entry"][0]["changes"][0]["value"]["contacts"][0]
+    assert "user_id" in contact and "wa_id" not in contact
+    batch = json.loads((FIXTURES / "batch_multi_entry.json").read_bytes())
+    assert len(batch["entry"]) >= 2
+    assert sum(len(c["value"].get("messages", [])) for e in batch["entry"] for c in e["changes"]) >= 4

@@ -18,6 +18,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import requests
@@ -59,8 +60,9 @@ class MockMessaging:
         self.status_webhooks = status_webhooks
         self.status_delay = status_delay
         self.seed = seed
-        self.sent: list[SentMessage] = []
-        self.deliveries: list[tuple[str, str, int]] = []  # (wamid, status, HTTP status or 0 on error)
+        # Bounded, so a long-running dev server does not grow without end.
+        self.sent: deque[SentMessage] = deque(maxlen=1000)
+        self.deliveries: deque[tuple[str, str, int]] = deque(maxlen=3000)  # (wamid, status, HTTP status or 0)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -97,6 +99,7 @@ class MockMessaging:
             thread = threading.Thread(
                 target=self._deliver_statuses, args=(wamid, to), daemon=True, name=f"mock-status-{n}"
             )
+            self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
             thread.start()
         return SendResult(wamid=wamid, to=to, status="accepted", raw=raw)
