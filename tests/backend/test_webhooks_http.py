@@ -288,6 +288,20 @@ def test_sent_delivered_read_move_forward_and_failed_keeps_its_code(hook, migrat
     ]
 
 
+def test_concurrent_receipts_in_any_order_end_at_the_highest(hook, migrated_url):
+    """Receipts for many messages arrive in parallel and shuffled; each message ends at its highest status."""
+    wamids = [f"wamid.parallel.{i}" for i in range(8)]
+    for wamid in wamids:
+        outbound_message(migrated_url, wamid)
+    bodies = [status_payload(w, s) for w in wamids for s in ("read", "sent", "delivered", "read")]
+    bodies += [status_payload(wamids[0], "failed", errors=[{"code": 131026, "title": "Message undeliverable"}])]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(lambda b: hook(b).status_code, bodies[::-1]))
+    assert set(codes) == {200}
+    final = dict(rows(migrated_url, "SELECT wamid, status FROM messages WHERE wamid LIKE 'wamid.parallel.%%'"))
+    assert final == {w: ("failed" if w == wamids[0] else "read") for w in wamids}
+
+
 def test_duplicate_status_is_stored_once(hook, migrated_url):
     wamid = "wamid.dup-status"
     outbound_message(migrated_url, wamid)
