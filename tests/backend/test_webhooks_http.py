@@ -243,6 +243,11 @@ def test_twenty_parallel_duplicate_deliveries_store_one_message(hook, migrated_u
     assert scalar(migrated_url, "SELECT count(*) FROM messages") == 1
     assert scalar(migrated_url, "SELECT count(*) FROM contacts") == 1
     assert rows(migrated_url, "SELECT count(*), sum(deliveries) FROM webhook_payloads") == [(1, 20)]
+    # Items without an id of their own (errors[]) are deduplicated by the payload's hash.
+    errors = fixture("errors_only.json")
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        assert set(pool.map(lambda _: hook(errors).status_code, range(5))) == {200}
+    assert scalar(migrated_url, "SELECT count(*) FROM webhook_events WHERE kind = 'error'") == 1
 
 
 def test_same_message_in_different_bytes_is_stored_once(hook, migrated_url):
