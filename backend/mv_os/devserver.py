@@ -22,12 +22,15 @@ ENV_DIR = REPO_ROOT / "env"
 
 
 def local_env_defaults() -> dict[str, str]:
-    """Values from env/backend.env.local if present, else from the committed template."""
-    for name in ("backend.env.local", "backend.env.local.example"):
-        path = ENV_DIR / name
-        if path.exists():
-            return {k: v for k, v in dotenv_values(path).items() if v is not None}
-    return {}
+    """Backend and frontend values from env/<side>.env.local if present, else from the committed template."""
+    values: dict[str, str] = {}
+    for side in ("backend", "frontend"):
+        for name in (f"{side}.env.local", f"{side}.env.local.example"):
+            path = ENV_DIR / name
+            if path.exists():
+                values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+                break
+    return values
 
 
 def prepare_environment() -> None:

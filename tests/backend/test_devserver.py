@@ -134,3 +134,18 @@ def test_dev_without_database_url_uses_the_embedded_server_and_keeps_data(tmp_pa
         assert "applied migration" not in second
     finally:
         _stop_postgres(state / "pgdata")
+
+
+def test_dev_reads_the_local_frontend_and_backend_templates(tmp_path, monkeypatch):
+    from mv_os import devserver
+
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    (env_dir / "backend.env.local.example").write_text("DEMO_EMAIL=from-template@example.com\n")
+    (env_dir / "frontend.env.local.example").write_text("FRONTEND_POLL_INTERVAL_MS=3000\n")
+    (env_dir / "frontend.env.local").write_text("FRONTEND_POLL_INTERVAL_MS=750\n")
+    monkeypatch.setattr(devserver, "ENV_DIR", env_dir)
+    assert devserver.local_env_defaults() == {
+        "DEMO_EMAIL": "from-template@example.com",
+        "FRONTEND_POLL_INTERVAL_MS": "750",  # a developer's own file wins over the template
+    }
