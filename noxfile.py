@@ -227,6 +227,18 @@ def audit(session: nox.Session) -> None:
     session.run("python", "-m", "scripts.release", "audit", *session.posargs)
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmark webhook ingestion under gunicorn on PostgreSQL against a bare-Flask ceiling (same run, same config).
+
+    Prints a markdown table (req/s, p50/p99 at 16 connections; messages/s for 100-message batches; ratio to the
+    ceiling; exactly-once check from the database) and writes artifacts/bench/latest.{json,md}.  Figures, not a
+    test.  `nox -s bench -- --duration 10 --startup --suite` (`-- --help` lists the options)."""
+    _install(session, "pg")
+    session.env["BENCH_NOX_PYTHON"] = sys.executable
+    session.run("python", "-m", "scripts.bench", *session.posargs)
+
+
 @nox.session(default=False, venv_backend="none")
 def replay(session: nox.Session) -> None:
     """Sign and POST webhook fixtures (exact bytes) to a running MV-OS; non-zero exit on any non-200.
