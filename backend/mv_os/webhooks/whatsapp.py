@@ -5,7 +5,7 @@ GET  -- the subscription handshake: `hub.mode=subscribe` and the right `hub.veri
         `hub.challenge` as text/plain; anything else -> 403.  No signature on GET.
 POST -- in this order:
         1. size: more than MAX_CONTENT_LENGTH (4 MiB; Meta's batches reach about 3 MB) -> 413, decided from
-           Content-Length before the body is read (a chunked body is cut off at the limit);
+           Content-Length before the body is read (a chunked body: as soon as it passes the limit);
         2. X-Hub-Signature-256 over the raw bytes: missing -> 401, wrong -> 403;
         3. JSON: not parseable, or not an object -> 400;
         4. ingest everything in one transaction; 200 only after it committed.  Database unavailable -> 503,
@@ -19,6 +19,7 @@ import json
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from mv_os.db import database
 from mv_os.errors import ApiError
@@ -45,13 +46,28 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
+def _read_body(limit: int) -> bytes:
+    """The raw bytes, at most `limit`.  With a Content-Length the answer is decided before reading; a chunked
+    body is read until it ends or passes the limit (werkzeug's stream raises 413 past it, where a plain
+    `get_data()` would silently cut the body short)."""
+    too_large = ApiError(413, "payload_too_large", f"The webhook body is larger than {limit} bytes.")
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise too_large
+        return request.get_data(cache=False)
+    chunks: list[bytes] = []
+    try:
+        while chunk := request.stream.read(64 * 1024):
+            chunks.append(chunk)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    return b"".join(chunks)
+
+
 @bp.post("/whatsapp")
 def receive():
     settings = current_app.config["SETTINGS"]
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"The webhook body is larger than {limit} bytes.")
-    body = request.get_data(cache=False)  # werkzeug stops a chunked body at the same limit (413)
+    body = _read_body(current_app.config["MAX_CONTENT_LENGTH"])
 
     signature = request.headers.get(HEADER)
     if not signature:
