@@ -19,6 +19,7 @@ import json
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from mv_os.db import database
@@ -83,8 +84,11 @@ def receive():
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_payload", "The webhook body must be a JSON object.")
 
-    with database.atomic():
-        result = ingest(body, payload, default_phone_number_id=settings.whatsapp_phone_number_id)
+    try:
+        with database.atomic():
+            result = ingest(body, payload, default_phone_number_id=settings.whatsapp_phone_number_id)
+    except MaxConnectionsExceeded:  # every pooled connection busy: like an outage, Meta should come back
+        raise ApiError(503, "database_unavailable", "The database is busy; try again shortly.") from None
     # Committed: only now may Meta consider this delivery done.
     log.info(
         "webhook %s: %s",
