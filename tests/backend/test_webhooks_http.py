@@ -246,6 +246,11 @@ def test_errors_only_and_unknown_fields_are_stored_raw_with_200(hook, migrated_u
 def test_dashboard_test_sample_is_accepted(hook, migrated_url):
     assert hook(fixture("dashboard_test_sample.json")).status_code == 200
     assert scalar(migrated_url, "SELECT text FROM messages WHERE wamid = 'ABGGFlA5Fpa'") == "this is a text message"
+    # The same sample unwrapped, as the dashboard displays it ({"field", "value"} only), is one change too.
+    change = json.loads(fixture("dashboard_test_sample.json"))["entry"][0]["changes"][0]
+    change["value"]["messages"][0]["id"] = "ABGGFlA5Fpb"
+    assert hook(meta_json(change)).status_code == 200
+    assert scalar(migrated_url, "SELECT count(*) FROM messages WHERE wamid LIKE 'ABGGFlA5Fp_'") == 2
 
 
 # ------------------------------------------------------------------------------------------ exactly once
