@@ -1,0 +1,42 @@
+"""SIGTERM to gunicorn under load (what App Runner sends on every deploy and scale-in): requests in flight
+finish within the graceful timeout, and nothing that was acknowledged is missing."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.conftest import LiveServer, backend_env, truncate_all
+from tests.faults.support import Load, stored_wamids
+
+pytestmark = pytest.mark.slow
+
+GRACEFUL = 5
+
+
+def test_sigterm_under_load_finishes_in_flight_requests_and_loses_no_acknowledged_message(migrated_url):
+    server = LiveServer(backend_env(migrated_url, GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL))).start()
+    try:
+        load = Load(server.url, "sigterm", threads=8, per_post=20).start()
+        time.sleep(1.0)
+        server.proc.send_signal(signal.SIGTERM)
+        term_at = time.monotonic()
+        server.proc.wait(timeout=GRACEFUL + 5)
+        exited_after = time.monotonic() - term_at
+        deliveries = load.stop()
+    finally:
+        server.stop()
+    try:
+        assert exited_after <= GRACEFUL + 1, f"gunicorn took {exited_after:.1f}s to stop"
+        answered = [d for d in deliveries if d.status is not None]
+        assert {d.status for d in answered} == {200}, "an accepted request must be finished, not failed"
+        in_flight = [d for d in answered if d.started < term_at < d.finished]
+        assert in_flight, "no request was in flight at SIGTERM (the test did not exercise the shutdown)"
+        acknowledged = {w for d in answered for w in d.wamids}
+        stored = stored_wamids(migrated_url, "sigterm")
+        assert acknowledged <= stored.keys(), f"{len(acknowledged - stored.keys())} acknowledged messages missing"
+        assert set(stored.values()) == {1}
+    finally:
+        truncate_all(migrated_url)

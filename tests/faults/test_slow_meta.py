@@ -1,0 +1,92 @@
+"""A slow or hanging Meta API (a local fake that accepts the connection and never answers): every send gives up
+at WHATSAPP_SEND_TIMEOUT and the API answers 503; no gunicorn thread stays stuck."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from mv_os import db
+from mv_os.models import Contact, Conversation, Message
+from tests.backend.test_outbound import STAGING_SECRETS, login
+from tests.conftest import LiveServer, backend_env
+
+pytestmark = pytest.mark.slow
+
+SEND_TIMEOUT = 1
+
+
+class HangingMeta:
+    """Accepts connections on 127.0.0.1, reads the request, never answers until closed."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def conversation(app):
+    with app.app_context(), db.database.connection_context():
+        contact = Contact.create(wa_id="4915112345678", profile_name="J\u00fcrgen")
+        return Conversation.create(phone_number_id="106540352242922", contact=contact).id
+
+
+def test_hanging_meta_times_out_to_503_within_the_bound_and_frees_every_worker(settings, user, conversation):
+    meta = HangingMeta()
+    env = backend_env(
+        settings.database_url,
+        **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": str(SEND_TIMEOUT), "WHATSAPP_SEND_ATTEMPTS": "3"},
+        WHATSAPP_API_BASE_URL=meta.url,
+    )
+    server = LiveServer(env).start()
+    try:
+        headers = login(server, user.email)
+        url = f"{server.url}/api/conversations/{conversation}/messages"
+
+        def send(i):
+            started = time.monotonic()
+            response = requests.post(url, json={"text": f"Hallo {i}"}, headers=headers, timeout=30)
+            return response, time.monotonic() - started
+
+        # As many sends as gunicorn has threads (2 workers x 4): every thread waits on Meta at once.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(send, range(8)))
+        for response, elapsed in results:
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "provider_unavailable"
+            assert elapsed < SEND_TIMEOUT + 3, f"a send took {elapsed:.1f}s with a {SEND_TIMEOUT}s timeout"
+        # A read timeout is never retried (Meta may have sent it): one connection per send, not three.
+        assert len(meta.connections) == 8
+
+        # No worker is stuck: 16 requests at once are all served promptly.
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            codes = list(pool.map(lambda _: requests.get(server.url + "/healthz", timeout=5).status_code, range(16)))
+        assert codes == [200] * 16
+        assert time.monotonic() - started < 3
+    finally:
+        meta.close()
+        server.stop()
+    with db.database.connection_context():
+        assert Message.select().count() == 0  # nothing unsent is shown as sent
