@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, jsonify
 from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("mv_os.errors")
@@ -47,6 +48,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(MaxConnectionsExceeded)  # every pooled connection busy for the pool timeout
     def _db_unavailable(exc: Exception):
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")

@@ -150,3 +150,27 @@ def test_every_route_is_in_the_openapi_document(app, client):
     }
     assert served - documented == set(), "routes missing from openapi.json"
     assert documented - served == set(), "openapi.json documents routes that do not exist"
+
+
+def test_an_exhausted_connection_pool_is_a_json_503(settings, user):
+    from mv_os import db
+
+    app = create_app(settings.replace(db_max_connections=1))
+    db.database.obj._wait_timeout = 1  # seconds to wait for a free connection
+    held = db.database.obj.connection()  # this thread holds the only connection
+
+    import threading
+
+    result = {}
+
+    def login():
+        result["response"] = app.test_client().post("/api/auth/login", json={"email": user.email, "password": "x"})
+
+    thread = threading.Thread(target=login)
+    thread.start()
+    thread.join(10)
+    assert held is not None
+    response = result["response"]
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    db.database.obj.close()
