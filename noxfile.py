@@ -94,7 +94,7 @@ def lint(session: nox.Session) -> None:
 
 SECRETS_FILTERS = [  # the project's placeholder rules (scripts/check_secrets.py explains each)
     "--exclude-files", r"^(requirements/.*\.txt|\.ci/requirements-nox\.txt|\.secrets\.baseline)$",
-    "--exclude-secrets", r"^mv-os/", "--exclude-secrets", r"^<[^>]*>$",
+    "--exclude-secrets", r"^mv-os/", "--exclude-secrets", r"^<[^>]*>$", "--exclude-secrets", r"^(local|demo)-",
     # pragma: allowlist nextline secret (a filter pattern, not a credential)
     "--exclude-lines", r"postgres(ql)?://postgres:postgres@(localhost|127\.0\.0\.1)",
     "--exclude-lines", r"POSTGRES_PASSWORD:\s*.?postgres\b",

@@ -5,6 +5,7 @@ CI fail on a clean checkout).  Exit 1 and name file:line:type for every finding 
 The baseline carries the plugin and filter settings, including the project's placeholder rules:
   --exclude-secrets '^mv-os/'            Secrets Manager NAMES (env/environments.toml), not values
   --exclude-secrets '^<[^>]*>$'          template placeholders such as <from Secrets Manager: …>
+  --exclude-secrets '^(local|demo)-'     the local template's documented defaults (local-app-secret, …)
   --exclude-lines   'postgres:postgres@(localhost|127.0.0.1)' and 'POSTGRES_PASSWORD: postgres'
                                          the seed's documented local-only database default
 A false positive is allowed inline with `# pragma: allowlist secret` and a reason on that line.  No network:
