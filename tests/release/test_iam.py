@@ -104,3 +104,28 @@ def test_oidc_trust_admits_only_its_github_environment(env):
     assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
     assert equals["token.actions.githubusercontent.com:sub"] == f"repo:GITHUB_OWNER/mv-os:environment:{env}"
     assert "StringLike" not in stmt["Condition"]  # no wildcard subject that a feature branch could match
+
+
+def test_the_production_plan_role_reads_everything_the_gate_needs_and_changes_nothing():
+    plan = doc("plan-production.policy.json")
+    svc = f"arn:aws:apprunner:{REGION}:{ACC}:service/mv-os-backend/0123abcd"
+    repo = f"arn:aws:ecr:{REGION}:{ACC}:repository/mv-os-backend"
+    for action in ("apprunner:DescribeService", "apprunner:ListOperations"):
+        assert allowed(plan, action, svc)
+    assert allowed(plan, "ecr:DescribeImages", repo)
+    for arn in PRODUCTION_SECRETS:
+        assert allowed(plan, "secretsmanager:DescribeSecret", arn)
+        assert not allowed(plan, "secretsmanager:GetSecretValue", arn)
+    for arn in STAGING_SECRETS:
+        assert not allowed(plan, "secretsmanager:DescribeSecret", arn)
+    for action in ("apprunner:UpdateService", "apprunner:StartDeployment"):
+        assert not allowed(plan, action, svc)
+    assert not allowed(plan, "ecr:PutImage", repo)
+    assert not allowed(plan, "iam:PassRole", f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-production")
+
+
+def test_the_production_plan_trust_admits_only_the_production_plan_environment():
+    (stmt,) = doc("plan-production.trust.json")["Statement"]
+    equals = stmt["Condition"]["StringEquals"]
+    assert equals["token.actions.githubusercontent.com:sub"] == "repo:GITHUB_OWNER/mv-os:environment:production-plan"
+    assert "StringLike" not in stmt["Condition"]
