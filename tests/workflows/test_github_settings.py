@@ -4,31 +4,11 @@ stray branch policies go, and errors say what failed without the token."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from scripts.github import settings
-from tests.workflows.fake_github import TOKEN, FakeGitHub
-
-ALL = re.compile(r"^/.*$")
-
-
-@pytest.fixture
-def github(httpserver):
-    fake = FakeGitHub()
-    httpserver.expect_request(ALL).respond_with_handler(fake.handle)
-    return fake
-
-
-@pytest.fixture
-def env(httpserver):
-    return {
-        "GITHUB_TOKEN": TOKEN,
-        "GITHUB_API_URL": httpserver.url_for("").rstrip("/"),
-        "GITHUB_REPOSITORY": "acme/mv-os",
-    }
 
 
 def run(argv, env):

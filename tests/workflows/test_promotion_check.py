@@ -3,32 +3,11 @@ deployments API: only develop may be promoted, and only a head commit whose stag
 
 from __future__ import annotations
 
-import re
-
-import pytest
-
 from scripts.github import promotion
 from scripts.github.api import GitHub
-from tests.workflows.fake_github import TOKEN, FakeGitHub
+from tests.workflows.fake_github import TOKEN
 
 SHA = "a" * 40
-ALL = re.compile(r"^/.*$")
-
-
-@pytest.fixture
-def github(httpserver):
-    fake = FakeGitHub()
-    httpserver.expect_request(ALL).respond_with_handler(fake.handle)
-    return fake
-
-
-@pytest.fixture
-def env(httpserver):
-    return {
-        "GITHUB_TOKEN": TOKEN,
-        "GITHUB_API_URL": httpserver.url_for("").rstrip("/"),
-        "GITHUB_REPOSITORY": "acme/mv-os",
-    }
 
 
 def run(env, *, head_ref="develop", head_repo="acme/mv-os", sha=SHA, extra=()):
