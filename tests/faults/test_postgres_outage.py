@@ -35,10 +35,10 @@ def test_postgres_crash_mid_load_answers_503_never_200_and_replay_stores_each_me
     server = LiveServer(backend_env(url)).start()
     try:
         load = Load(server.url, "outage", threads=4).start()
-        time.sleep(1.0)
+        time.sleep(0.6)
         postgres.crash()
         down_since = time.monotonic()
-        time.sleep(1.0)
+        time.sleep(0.6)
         deliveries = load.stop()
 
         during = [d for d in deliveries if d.started > down_since]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -118,8 +119,16 @@ def parse_timestamp(value) -> dt.datetime | None:
 
 
 def _lock(keys) -> None:
-    for key in sorted(set(keys)):
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+    """Take every key's transaction-scoped advisory lock in one round trip, in sorted order (no deadlocks)."""
+    keys = sorted(set(keys))
+    if len(keys) == 1:
+        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (keys[0],))
+    elif keys:
+        database.execute_sql(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+            "FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS sorted_keys",
+            (keys,),
+        )
 
 
 def _contact_keys(wa_id: str | None, user_id: str | None) -> list[str]:
@@ -210,26 +219,28 @@ def _event(payload_id: int, kind: str, *, field=None, phone_number_id=None, code
 def _ingest_messages_value(value: dict, payload_id: int, default_phone: str, result: IngestResult) -> None:
     phone_number_id = text(as_dict(value.get("metadata")).get("phone_number_id"), 64) or default_phone
 
-    contacts: dict[str, Contact] = {}
+    # Set-based: a batch of 100 messages costs the same few statements as one message (contacts, conversations,
+    # messages), not a handful per message.  `ingest` took every contact lock up front.
+    specs = []
     for c in as_list(value.get("contacts")):
         c = as_dict(c)
         profile = as_dict(c.get("profile"))
-        contact = upsert_contact(
-            wa_id=text(c.get("wa_id"), 64),
-            user_id=text(c.get("user_id"), 128),
-            name=text(profile.get("name")) or text(profile.get("username")),
-        )
-        if contact is not None:
-            for key in (contact.wa_id, contact.user_id):
-                if key:
-                    contacts[key] = contact
-
+        name = text(profile.get("name")) or text(profile.get("username"))
+        specs.append((text(c.get("wa_id"), 64), text(c.get("user_id"), 128), name))
+    inbound = []
     for m in as_list(value.get("messages")):
-        if _store_inbound(as_dict(m), phone_number_id, contacts):
-            result.counts["messages"] += 1
-        else:
+        m = as_dict(m)
+        wamid, wa_id, user_id = text(m.get("id"), 256), text(m.get("from"), 64), text(m.get("from_user_id"), 128)
+        if not wamid or not (wa_id or user_id):
             _event(payload_id, "invalid_message", field="messages", phone_number_id=phone_number_id, raw=m)
             result.counts["other"] += 1
+            continue
+        inbound.append((m, wamid, wa_id, user_id))
+        specs.append((wa_id, user_id, None))
+    resolve = upsert_contacts(specs)
+    if inbound:
+        _store_inbound_many(inbound, phone_number_id, resolve)
+        result.counts["messages"] += len(inbound)
 
     for s in as_list(value.get("statuses")):
         if _store_status(as_dict(s), payload_id):
@@ -262,38 +273,112 @@ def _ingest_messages_value(value: dict, payload_id: int, default_phone: str, res
         result.counts["other"] += 1
 
 
-def upsert_contact(*, wa_id: str | None, user_id: str | None, name: str | None) -> Contact | None:
-    """Find a contact by `wa_id`, else by `user_id` (usernames/BSUID: no wa_id); create or complete it."""
-    if not wa_id and not user_id:
-        return None
-    _lock(_contact_keys(wa_id, user_id))
-    contact = Contact.get_or_none(Contact.wa_id == wa_id) if wa_id else None
-    if contact is None and user_id:
-        contact = Contact.get_or_none(Contact.user_id == user_id)
-    name = name[:256] if name else None
-    if contact is None:
-        return Contact.create(wa_id=wa_id, user_id=user_id, profile_name=name or "")
-    changed = False
-    if wa_id and not contact.wa_id and not Contact.select().where(Contact.wa_id == wa_id).exists():
-        contact.wa_id, changed = wa_id, True
-    if user_id and not contact.user_id and not Contact.select().where(Contact.user_id == user_id).exists():
-        contact.user_id, changed = user_id, True
-    if name and name != contact.profile_name:
-        contact.profile_name, changed = name, True
-    if changed:
-        contact.updated_at = utcnow()
-        contact.save()
-    return contact
+def upsert_contacts(specs: list[tuple[str | None, str | None, str | None]]):
+    """Create or complete the contacts of (wa_id, user_id, name) triples, applied in order: a contact is found by
+    `wa_id`, else by `user_id` (usernames/BSUID: no wa_id); a missing wa_id/user_id is filled in when no other
+    contact has it; a new name replaces the old.  One SELECT and one multi-row INSERT (plus one UPDATE per
+    changed contact, which is rare).  The caller holds the contact locks.  Returns `resolve(wa_id, user_id)
+    -> contact id`."""
+    specs = [(w, u, n[:256] if n else None) for w, u, n in specs if w or u]
+    by_wa: dict[str, dict] = {}
+    by_user: dict[str, dict] = {}
+    if not specs:
+        return lambda wa_id, user_id: None
+    wa_ids = sorted({w for w, _, _ in specs if w})
+    user_ids = sorted({u for _, u, _ in specs if u})
+    for contact_id, wa_id, user_id, profile_name in database.execute_sql(
+        "SELECT id, wa_id, user_id, profile_name FROM contacts "
+        "WHERE wa_id = ANY(%s::text[]) OR user_id = ANY(%s::text[])",
+        (wa_ids, user_ids),
+    ).fetchall():
+        row = {"id": contact_id, "wa_id": wa_id, "user_id": user_id, "profile_name": profile_name, "changed": False}
+        if wa_id:
+            by_wa[wa_id] = row
+        if user_id:
+            by_user[user_id] = row
+    created: list[dict] = []
+    for wa_id, user_id, name in specs:
+        contact = (by_wa.get(wa_id) if wa_id else None) or (by_user.get(user_id) if user_id else None)
+        if contact is None:
+            contact = {"id": None, "wa_id": wa_id, "user_id": user_id, "profile_name": name or "", "changed": False}
+            created.append(contact)
+        else:
+            if wa_id and not contact["wa_id"] and wa_id not in by_wa:
+                contact["wa_id"], contact["changed"] = wa_id, True
+            if user_id and not contact["user_id"] and user_id not in by_user:
+                contact["user_id"], contact["changed"] = user_id, True
+            if name and name != contact["profile_name"]:
+                contact["profile_name"], contact["changed"] = name, True
+        if contact["wa_id"]:
+            by_wa[contact["wa_id"]] = contact
+        if contact["user_id"]:
+            by_user[contact["user_id"]] = contact
+    now = utcnow()
+    if created:
+        ids = {
+            (wa_id, user_id): contact_id
+            for contact_id, wa_id, user_id in database.execute_sql(
+                "INSERT INTO contacts (wa_id, user_id, profile_name, created_at, updated_at) "
+                "SELECT w, u, n, %s, %s FROM unnest(%s::text[], %s::text[], %s::text[]) AS x(w, u, n) "
+                "RETURNING id, wa_id, user_id",
+                (now, now, [c["wa_id"] for c in created], [c["user_id"] for c in created],
+                 [c["profile_name"] for c in created]),
+            ).fetchall()
+        }  # fmt: skip
+        for contact in created:  # each new contact's wa_id and user_id are unique within the batch
+            contact["id"] = ids[(contact["wa_id"], contact["user_id"])]
+    for contact in {id(c): c for c in (*by_wa.values(), *by_user.values())}.values():
+        if contact["changed"] and contact["id"] is not None and not any(contact is c for c in created):
+            Contact.update(
+                wa_id=contact["wa_id"], user_id=contact["user_id"], profile_name=contact["profile_name"], updated_at=now
+            ).where(Contact.id == contact["id"]).execute()
+
+    def resolve(wa_id: str | None, user_id: str | None) -> int | None:
+        contact = (by_wa.get(wa_id) if wa_id else None) or (by_user.get(user_id) if user_id else None)
+        return contact["id"] if contact else None
+
+    return resolve
 
 
-def conversation_for(phone_number_id: str, contact: Contact, at: dt.datetime) -> int:
-    Conversation.insert(
-        phone_number_id=phone_number_id, contact=contact.id, last_message_at=at
-    ).on_conflict_ignore().execute()
-    return (
-        Conversation.select(Conversation.id)
-        .where((Conversation.phone_number_id == phone_number_id) & (Conversation.contact == contact.id))
-        .scalar()
+def _store_inbound_many(inbound: list, phone_number_id: str, resolve) -> None:
+    """Conversations (created, or moved forward to the newest message) and messages (new wamids only): one
+    statement each, whatever the number of messages."""
+    now = utcnow()
+    rows, newest = [], {}
+    for m, wamid, wa_id, user_id in inbound:
+        contact_id = resolve(wa_id, user_id)
+        sent_at = parse_timestamp(m.get("timestamp")) or now
+        message_type = (text(m.get("type")) or "unknown")[:32]
+        rows.append((contact_id, wamid, message_type, message_text(m, message_type), clean(m), sent_at))
+        newest[contact_id] = max(sent_at, newest.get(contact_id, sent_at))
+    contact_ids = sorted(newest)
+    conversations = dict(
+        database.execute_sql(
+            "INSERT INTO conversations (phone_number_id, contact_id, last_message_at, created_at) "
+            "SELECT %s, c, t, %s FROM unnest(%s::int[], %s::timestamptz[]) AS u(c, t) "
+            "ON CONFLICT (phone_number_id, contact_id) DO UPDATE "
+            "SET last_message_at = GREATEST(conversations.last_message_at, EXCLUDED.last_message_at) "
+            "RETURNING contact_id, id",
+            (phone_number_id, now, contact_ids, [newest[c] for c in contact_ids]),
+        ).fetchall()
+    )
+    # Fixed SQL text with one array per column (psycopg prepares it once per connection); the text arrays go in
+    # binary (%b), so JSON's quotes need no array escaping.
+    database.execute_sql(
+        "INSERT INTO messages (conversation_id, direction, wamid, type, text, raw, status, sent_at, created_at, "
+        "updated_at) SELECT c, 'in', w, t, x, r::jsonb, 'received', s, %s, %s "
+        "FROM unnest(%s::int[], %b::text[], %b::text[], %b::text[], %b::text[], %s::timestamptz[]) "
+        "AS u(c, w, t, x, r, s) ON CONFLICT DO NOTHING",
+        (
+            now,
+            now,
+            [conversations[r[0]] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [json.dumps(r[4]) for r in rows],
+            [r[5] for r in rows],
+        ),
     )
 
 
@@ -312,38 +397,6 @@ def message_text(message: dict, message_type: str) -> str | None:
             return text(reply.get("title"))
         return None
     return text(as_dict(message.get(path[0])).get(path[1]))
-
-
-def _store_inbound(m: dict, phone_number_id: str, contacts: dict[str, Contact]) -> bool:
-    wamid = text(m.get("id"), 256)
-    wa_id = text(m.get("from"), 64)
-    user_id = text(m.get("from_user_id"), 128)
-    if not wamid or not (wa_id or user_id):
-        return False
-    contact = contacts.get(wa_id or "") or contacts.get(user_id or "")
-    if contact is None:
-        contact = upsert_contact(wa_id=wa_id, user_id=user_id, name=None)
-        contacts.update({k: contact for k in (contact.wa_id, contact.user_id) if k})
-    sent_at = parse_timestamp(m.get("timestamp")) or utcnow()
-    message_type = (text(m.get("type")) or "unknown")[:32]
-    conversation_id = conversation_for(phone_number_id, contact, sent_at)
-    inserted = (
-        Message.insert(
-            conversation=conversation_id,
-            direction="in",
-            wamid=wamid,
-            type=message_type,
-            text=message_text(m, message_type),
-            raw=clean(m),
-            status="received",
-            sent_at=sent_at,
-        )
-        .on_conflict_ignore()
-        .execute()
-    )
-    if inserted:
-        touch_conversation(conversation_id, sent_at)
-    return True
 
 
 def _store_status(s: dict, payload_id: int) -> bool:
