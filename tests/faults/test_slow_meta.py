@@ -1,5 +1,6 @@
-"""A slow or hanging Meta API (a local fake that accepts the connection and never answers): every send gives up
-at WHATSAPP_SEND_TIMEOUT and the API answers 503; no gunicorn thread stays stuck."""
+"""A slow or hanging Meta API (local fakes): every send gives up within its bound and the API answers 503; no
+gunicorn thread stays stuck.  Hanging = accepts and never answers (caught by the read timeout); dripping =
+answers one byte at a time, each within the read timeout (caught only by the adapter's per-attempt deadline)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import requests
 
 from mv_os import db
 from mv_os.models import Contact, Conversation, Message
+from mv_os.providers.base import RetryableProviderError
+from mv_os.providers.whatsapp_cloud import WhatsAppCloudMessaging
 from tests.backend.test_outbound import STAGING_SECRETS, login
 from tests.conftest import LiveServer, backend_env
 
@@ -43,6 +46,51 @@ class HangingMeta:
         self.sock.close()
         for conn in self.connections:
             conn.close()
+
+
+class DrippingMeta(HangingMeta):
+    """Reads the request, then sends a status line and one header byte every 0.2 s, for ever."""
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while True:
+                conn.sendall(b"a")
+                time.sleep(0.2)
+        except OSError:
+            return
+
+
+def test_a_dripping_meta_is_cut_off_at_the_attempt_deadline_and_not_retried():
+    meta = DrippingMeta()
+    adapter = WhatsAppCloudMessaging(
+        access_token="test-token",
+        phone_number_id="106540352242922",
+        base_url=meta.url,
+        timeout=0.5,
+        connect_timeout=0.5,
+        max_attempts=3,
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(RetryableProviderError) as failure:
+            adapter.send_text("4915112345678", "Hallo")
+        elapsed = time.monotonic() - started
+    finally:
+        meta.close()
+    assert elapsed < 2.5, f"the send took {elapsed:.1f}s with a 1s deadline (read timeout 0.5s per byte)"
+    assert failure.value.safe_to_retry is False  # Meta may have sent it: never sent twice
+    assert len(meta.connections) == 1
 
 
 @pytest.fixture

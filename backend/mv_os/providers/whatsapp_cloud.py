@@ -10,18 +10,27 @@ Every call has a timeout.  Errors are mapped from the response's `error.code`:
   operator has to act, so it is logged at ERROR) and every other 4xx;
 - a read timeout is not retried either: Meta may already have sent the message, and a retry would send it
   twice.  It is reported as retryable, so the caller can offer to try again.
+
+requests' read timeout bounds each socket read, not the whole answer: a Meta that drips a byte every few
+seconds would hold the thread for ever.  So each attempt also has a deadline (connect timeout + send timeout):
+a watchdog shuts the socket down when it passes, and that counts as a read timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from mv_os.providers.base import (
     PermanentProviderError,
@@ -40,6 +49,66 @@ CONFIG_CODES = frozenset({0, 3, 10, 190, *range(200, 300)})
 MAX_BACKOFF_SECONDS = 8.0
 # Business-scoped user ids (BSUID) look like "US.13491208655302741918"; phone-based wa_ids are digits.
 _BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]+$")
+
+
+# ---------------------------------------------------------------------------------- deadline per attempt
+_attempt_state = threading.local()  # {"connection": the urllib3 connection this thread's attempt uses}
+
+
+class _TrackedHTTPConnection(HTTPConnection):
+    def request(self, *args, **kwargs):
+        state = getattr(_attempt_state, "current", None)
+        if state is not None:
+            state["connection"] = self
+        return super().request(*args, **kwargs)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    request = _TrackedHTTPConnection.request
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _TrackingAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections tell `_attempt_state` which socket the current attempt uses."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Deadline:
+    """Shut the attempt's socket down if it is still in use `seconds` from now."""
+
+    def __init__(self, seconds: float):
+        self.state: dict = {}
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        _attempt_state.current = self.state
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        _attempt_state.current = None
+        return False
+
+    def _fire(self):
+        connection = self.state.get("connection")
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            self.fired = True
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class WhatsAppCloudMessaging:
@@ -87,6 +156,8 @@ class WhatsAppCloudMessaging:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _TrackingAdapter())
             session.headers["Authorization"] = f"Bearer {self._token}"
             self._local.session = session
         return session
@@ -122,18 +193,29 @@ class WhatsAppCloudMessaging:
         log.warning("whatsapp send gave up after %d attempt(s): %s", last.attempts, last)
         raise last
 
+    def _timed_out(self) -> RetryableProviderError:
+        """A read timeout or a passed deadline: the request reached Meta and may have been sent; never retried."""
+        self._local.session = None  # its connection may be cut off mid-answer: start clean next time
+        return RetryableProviderError(
+            "the WhatsApp API did not answer in time; the message may have been sent", safe_to_retry=False
+        )
+
     def _attempt(self, payload: dict, to: str) -> SendResult:
+        deadline = _Deadline(sum(self.timeout))
         try:
-            response = self._session().post(self.url, json=payload, timeout=self.timeout)
-        except requests.ConnectionError as exc:
-            # ConnectTimeout is a ConnectionError too: the request never reached Meta.
-            raise RetryableProviderError(f"cannot reach the WhatsApp API ({type(exc).__name__})") from None
-        except requests.Timeout:
-            raise RetryableProviderError(
-                "the WhatsApp API did not answer in time; the message may have been sent", safe_to_retry=False
-            ) from None
+            with deadline:
+                response = self._session().post(self.url, json=payload, timeout=self.timeout)
         except requests.RequestException as exc:
+            if deadline.fired:  # the watchdog cut a dripping answer off: the request did reach Meta
+                raise self._timed_out() from None
+            if isinstance(exc, requests.ConnectionError):
+                # ConnectTimeout is a ConnectionError too: the request never reached Meta.
+                raise RetryableProviderError(f"cannot reach the WhatsApp API ({type(exc).__name__})") from None
+            if isinstance(exc, requests.Timeout):
+                raise self._timed_out() from None
             raise ProviderError(f"WhatsApp API request failed ({type(exc).__name__})") from None
+        if deadline.fired:  # cut off mid-answer: what was read is incomplete (headers may just have ended)
+            raise self._timed_out()
 
         try:
             data = response.json()
