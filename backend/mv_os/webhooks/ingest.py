@@ -147,34 +147,39 @@ def lock_wamid(wamid: str) -> None:
 # ---------------------------------------------------------------------------------------------- ingest
 
 
-def archive(body: bytes) -> tuple[int, bool]:
-    """Store the exact bytes (or count a re-delivery).  Returns (payload id, first time seen)."""
+def archive(body: bytes, lock_keys=()) -> tuple[int, bool]:
+    """Store the exact bytes (or count a re-delivery), then take the advisory locks of `lock_keys`, in one
+    round trip.  Returns (payload id, first time seen)."""
     digest = hashlib.sha256(body).hexdigest()
     now = utcnow()
+    # The lock subquery refers to `a`, so it runs after the insert (the same order as two statements would):
+    # a concurrent duplicate first waits on the sha256 row, and only then on the locks.
     row = database.execute_sql(
-        "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
-        "VALUES (%s, %s, %s, 1, %s, %s) "
+        "WITH a AS (INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, "
+        "last_received_at) VALUES (%s, %s, %s, 1, %s, %s) "
         "ON CONFLICT (sha256) DO UPDATE SET deliveries = webhook_payloads.deliveries + 1, "
         "last_received_at = EXCLUDED.last_received_at "
-        "RETURNING id, (xmax = 0) AS inserted",
-        (digest, body, len(body), now, now),
+        "RETURNING id, (xmax = 0) AS inserted) "
+        "SELECT a.id, a.inserted, (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+        "FROM (SELECT k FROM unnest(%s::text[]) AS k WHERE a.inserted ORDER BY k) AS sorted_keys) FROM a",
+        (digest, body, len(body), now, now, sorted(set(lock_keys))),
     ).fetchone()
     return int(row[0]), bool(row[1])
 
 
 def ingest(body: bytes, payload: dict, *, default_phone_number_id: str) -> IngestResult:
-    payload_id, first_time = archive(body)
-    result = IngestResult(payload_id=payload_id, duplicate=not first_time)
-    if not first_time:
-        return result
-
     changes = []
     if "entry" not in payload and "field" in payload and "value" in payload:
         changes.append(payload)  # a bare change, like the sample shown in Meta's dashboard
     for entry in as_list(payload.get("entry")):
         changes.extend(as_list(as_dict(entry).get("changes")))
 
-    _lock(_keys_for(changes))
+    # Every lock this payload needs is taken with the archive insert (none for a re-delivery).
+    payload_id, first_time = archive(body, _keys_for(changes))
+    result = IngestResult(payload_id=payload_id, duplicate=not first_time)
+    if not first_time:
+        return result
+
     for change in changes:
         change = as_dict(change)
         value = change.get("value")
@@ -352,27 +357,28 @@ def _store_inbound_many(inbound: list, phone_number_id: str, resolve) -> None:
         rows.append((contact_id, wamid, message_type, message_text(m, message_type), clean(m), sent_at))
         newest[contact_id] = max(sent_at, newest.get(contact_id, sent_at))
     contact_ids = sorted(newest)
-    conversations = dict(
-        database.execute_sql(
-            "INSERT INTO conversations (phone_number_id, contact_id, last_message_at, created_at) "
-            "SELECT %s, c, t, %s FROM unnest(%s::int[], %s::timestamptz[]) AS u(c, t) "
-            "ON CONFLICT (phone_number_id, contact_id) DO UPDATE "
-            "SET last_message_at = GREATEST(conversations.last_message_at, EXCLUDED.last_message_at) "
-            "RETURNING contact_id, id",
-            (phone_number_id, now, contact_ids, [newest[c] for c in contact_ids]),
-        ).fetchall()
-    )
-    # Fixed SQL text with one array per column (psycopg prepares it once per connection); the text arrays go in
-    # binary (%b), so JSON's quotes need no array escaping.
+    # One statement: the conversations are created or moved forward, and the messages (new wamids only) are
+    # inserted into them.  Fixed SQL text with one array per column (psycopg prepares it once per
+    # connection); the text arrays go in binary (%b), so JSON's quotes need no array escaping.
     database.execute_sql(
+        "WITH conv AS (INSERT INTO conversations (phone_number_id, contact_id, last_message_at, created_at) "
+        "SELECT %s, c, t, %s FROM unnest(%s::int[], %s::timestamptz[]) AS u(c, t) "
+        "ON CONFLICT (phone_number_id, contact_id) DO UPDATE "
+        "SET last_message_at = GREATEST(conversations.last_message_at, EXCLUDED.last_message_at) "
+        "RETURNING contact_id, id) "
         "INSERT INTO messages (conversation_id, direction, wamid, type, text, raw, status, sent_at, created_at, "
-        "updated_at) SELECT c, 'in', w, t, x, r::jsonb, 'received', s, %s, %s "
+        "updated_at) SELECT conv.id, 'in', w, t, x, r::jsonb, 'received', s, %s, %s "
         "FROM unnest(%s::int[], %b::text[], %b::text[], %b::text[], %b::text[], %s::timestamptz[]) "
-        "AS u(c, w, t, x, r, s) ON CONFLICT DO NOTHING",
+        "WITH ORDINALITY AS u(c, w, t, x, r, s, i) JOIN conv ON conv.contact_id = u.c ORDER BY u.i "
+        "ON CONFLICT DO NOTHING",
         (
+            phone_number_id,
+            now,
+            contact_ids,
+            [newest[c] for c in contact_ids],
             now,
             now,
-            [conversations[r[0]] for r in rows],
+            [r[0] for r in rows],
             [r[1] for r in rows],
             [r[2] for r in rows],
             [r[3] for r in rows],
