@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.get("WEB_CONCURRENCY", "2"), os.environ.get("GUNICORN_THREADS", "4")
         ),
         "settings": vars(args),
+        "mvos_app": os.environ.get("BENCH_MVOS_APP", "mv_os:create_app()"),
     }
     print(f"mv-os bench: load average {result['load_before']}; preparing {BENCH_DB} ...", file=sys.stderr)
     url = prepare_database(os.environ.get("DATABASE_URL"))
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         result["ceiling"] = measure("ceiling", base, run + "c", args)
     finally:
         stop(proc)
-    proc, base = start_server("mvos", "mv_os:create_app()", url)
+    proc, base = start_server("mvos", os.environ.get("BENCH_MVOS_APP", "mv_os:create_app()"), url)
     try:
         result["mvos"] = measure("mv-os", base, run, args)
     finally:
