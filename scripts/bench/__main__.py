@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "backend"))
 
 from scripts.bench import loadgen  # noqa: E402
-from scripts.bench.payloads import body, sign, wamid  # noqa: E402
+from scripts.bench.payloads import CONTACTS, body, sign, wamid  # noqa: E402
 
 OUT = ROOT / "artifacts" / "bench"
 BENCH_DB = "mv_os_bench"
@@ -126,6 +126,18 @@ def prepare_database(url: str | None) -> str:
     with app.app_context():
         db.migrate()
     db.database.obj.close_all()
+    # Steady state, as in production: the senders are known contacts (a reply storm answers a broadcast), and
+    # the planner has statistics (a never-analyzed table gets sequential scans until autovacuum runs).
+    import psycopg
+
+    with psycopg.connect(bench_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO contacts (wa_id, profile_name, created_at, updated_at) "
+            "SELECT '49151' || lpad(g::text, 8, '0'), 'Bench Kontakt ' || g || %s, now(), now() "
+            "FROM generate_series(0, %s - 1) AS g",
+            (" \u00fc", CONTACTS),
+        )
+        conn.execute("ANALYZE")
     return bench_url
 
 
