@@ -58,11 +58,12 @@ def serve(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on a real PostgreSQL (DATABASE_URL/TEST_DATABASE_URL, else the embedded server).
 
-    Extra arguments go to pytest, e.g. `nox -s tests -- -k auth -x`.  The browser tests (tests/e2e) run too
+    Runs on two xdist workers (each with its own database); extra arguments replace that and go to pytest,
+    e.g. `nox -s tests -- -k auth -x`.  The browser tests (tests/e2e) run too
     when Chromium is installed; without it they are deselected with a warning, except under CI=true, where
     they run and fail (a CI run never passes without them)."""
     _install(session, "test")
-    args = session.posargs or ["-q"]
+    args = session.posargs or ["-q", "-n", "2"]
     if not session.posargs and os.environ.get("CI") != "true" and not Path(CHROMIUM).is_file():
         session.warn(f"{CHROMIUM} not found: browser tests deselected (apt-get install chromium; `nox -s e2e`)")
         args = [*args, "-m", "not e2e"]
