@@ -310,7 +310,12 @@ def test_sent_delivered_read_move_forward_and_failed_keeps_its_code(hook, migrat
     assert hook(fixture("status_4_failed.json")).status_code == 200
     assert hook(status_payload(failed, "delivered", 1764080700)).status_code == 200  # late, after failed
     assert rows(migrated_url, "SELECT status, error_code, error_title FROM messages WHERE wamid = %s", (failed,)) == [
-        ("failed", "131047", "Re-engagement message")
+        (
+            "failed",
+            "131047",
+            "Re-engagement message: Message failed to send because more than 24 hours have passed since the "
+            "customer last replied to this number.",
+        )
     ]
 
 

@@ -175,7 +175,10 @@ def test_a_failed_delivery_shows_whatsapps_reason(page: Page, server: LiveServer
     outgoing = messages.locator("li.message-out")
     expect(outgoing).to_have_attribute("data-status", "failed", timeout=POLL_MS * 10)
     expect(outgoing.locator(".tick")).to_contain_text("Failed")
-    expect(outgoing.locator(".message-error")).to_have_text("Not delivered: Re-engagement message (code 131047)")
+    expect(outgoing.locator(".message-error")).to_have_text(
+        "Not delivered: Re-engagement message: Message failed to send because more than 24 hours have passed "
+        "since the customer last replied to this number. (code 131047)"
+    )
     screenshot(page, "conversation-failed")
 
 

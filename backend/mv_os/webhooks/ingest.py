@@ -405,6 +405,16 @@ def message_text(message: dict, message_type: str) -> str | None:
     return text(as_dict(message.get(path[0])).get(path[1]))
 
 
+def failure_reason(error: dict) -> str | None:
+    """Meta's title plus `error_data.details` when present: the title alone ("Re-engagement message") does not
+    tell an operator what happened; the details do ("...more than 24 hours have passed...")."""
+    title = text(error.get("title")) or text(error.get("message"))
+    details = text(as_dict(error.get("error_data")).get("details"))
+    if title and details and details != title:
+        return f"{title}: {details}"
+    return title or details
+
+
 def _store_status(s: dict, payload_id: int) -> bool:
     wamid = text(s.get("id"), 256)
     status = text(s.get("status"), 32)
@@ -417,7 +427,7 @@ def _store_status(s: dict, payload_id: int) -> bool:
         timestamp=parse_timestamp(s.get("timestamp")),
         recipient_id=text(s.get("recipient_id"), 128) or text(s.get("recipient_user_id"), 128),
         error_code=text(error.get("code"), 32),
-        error_title=text(error.get("title")) or text(error.get("message")),
+        error_title=failure_reason(error),
         raw=clean(s),
         payload=payload_id,
     ).on_conflict_ignore().execute()
