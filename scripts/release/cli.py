@@ -15,12 +15,12 @@ from scripts.release import audit as audit_mod
 from scripts.release import smoke as smoke_mod
 from scripts.release.apprunner import AppRunnerTarget, DeployError, DeployFailed, is_redeploy, rollback_request
 from scripts.release.environments import DefinitionError, Environment, deployable, load
-from scripts.release.gates import Aws, Context, evaluate, head_tree
+from scripts.release.gates import Aws, Context, Result, evaluate, head_tree
 from scripts.release.images import DIGEST, ImageRef, ImageRefError
 from scripts.release.record import RecordError
 
 Out = Callable[[str], None]
-SmokeRunner = Callable[[str, str, str | None], list[smoke_mod.Check]]
+SmokeRunner = Callable[[str, str, str | None], list[Result]]
 CREDENTIALS_MISSING = "AWS credentials are missing (set AWS_PROFILE, or run in the deploy workflow's OIDC role)"
 
 
@@ -49,7 +49,7 @@ def connect(env: Environment) -> tuple[Aws | None, str]:
     )
 
 
-def _default_smoke(url: str, environment: str, digest: str | None) -> list[smoke_mod.Check]:
+def _default_smoke(url: str, environment: str, digest: str | None) -> list[Result]:
     return smoke_mod.run(url, environment, digest)
 
 

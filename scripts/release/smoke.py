@@ -9,21 +9,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import requests
 
+from scripts.release.gates import Result
 from scripts.release.images import DIGEST
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-
-    def line(self) -> str:
-        return f"PASS {self.name}" if self.ok else f"FAIL {self.name}: {self.detail}"
 
 
 def _status(expected: int):
@@ -75,7 +65,7 @@ def run(
     attempts: int = 3,
     sleep: Callable[[float], None] = time.sleep,
     session: requests.Session | None = None,
-) -> list[Check]:
+) -> list[Result]:
     """Run every check (each retried up to `attempts` times, for a service that just came up)."""
     http = session or requests.Session()
     base = base_url.rstrip("/")
@@ -115,5 +105,5 @@ def run(
             if problem is None or attempt == attempts:
                 break
             sleep(2.0)
-        results.append(Check(name, problem is None, problem or ""))
+        results.append(Result(name, problem is None, problem or ""))
     return results

@@ -8,8 +8,8 @@ import pytest
 from botocore.stub import ANY
 
 from scripts.release import cli
+from scripts.release.gates import Result
 from scripts.release.record import EcrRecord
-from scripts.release.smoke import Check
 from tests.release.conftest import (
     OP_ID,
     REGION,
@@ -30,11 +30,11 @@ ROLLBACK_OP = "7b5f4d20-2222-4333-8444-555566667777"
 
 
 def smoke_passes(url, environment, digest):
-    return [Check("healthz", True), Check("version", True)]
+    return [Result("healthz", True), Result("version", True)]
 
 
 def smoke_fails(url, environment, digest):
-    return [Check("healthz", True), Check("readyz", False, "expected 200, got 503")]
+    return [Result("healthz", True), Result("readyz", False, "expected 200, got 503")]
 
 
 @pytest.fixture

@@ -49,9 +49,9 @@ def test_a_healthy_staging_service_passes_every_check(staging_server):
 def test_the_wrong_build_or_environment_fails_version(staging_server):
     wrong_digest = {c.name: c for c in smoke.run(staging_server.url, "staging", digest_of("other"), attempts=1)}
     assert not wrong_digest["version"].ok
-    assert f"reports image digest {DIGEST}" in wrong_digest["version"].detail
+    assert f"reports image digest {DIGEST}" in wrong_digest["version"].reason
     wrong_env = {c.name: c for c in smoke.run(staging_server.url, "production", DIGEST, attempts=1)}
-    assert "reports environment 'staging', expected 'production'" in wrong_env["version"].detail
+    assert "reports environment 'staging', expected 'production'" in wrong_env["version"].reason
 
 
 def test_a_server_with_open_doors_fails(httpserver):
@@ -63,14 +63,14 @@ def test_a_server_with_open_doors_fails(httpserver):
     httpserver.expect_request("/readyz").respond_with_json({"status": "unavailable"}, status=503)
     checks = {c.name: c for c in smoke.run(httpserver.url_for("/"), "staging", DIGEST, attempts=1)}
     assert checks["healthz"].ok and checks["version"].ok
-    assert checks["readyz"].detail == "expected 200, got 503"
-    assert checks["webhook-wrong-verify-token"].detail == "a wrong verify token got 200, expected 403"
-    assert checks["garbage-bearer-token"].detail == "expected 401, got 200"
+    assert checks["readyz"].reason == "expected 200, got 503"
+    assert checks["webhook-wrong-verify-token"].reason == "a wrong verify token got 200, expected 403"
+    assert checks["garbage-bearer-token"].reason == "expected 401, got 200"
 
 
 def test_nothing_listening_fails_every_check():
     checks = smoke.run("http://127.0.0.1:9", "staging", DIGEST, attempts=2, sleep=lambda s: None, timeout=1)
-    assert all(not c.ok and "did not answer" in c.detail for c in checks)
+    assert all(not c.ok and "did not answer" in c.reason for c in checks)
 
 
 def test_the_smoke_command_prints_pass_lines(staging_server, staging, capsys):
