@@ -41,6 +41,10 @@ class HangingMeta:
             except OSError:
                 return
             self.connections.append(conn)
+            self._serve(conn)
+
+    def _serve(self, conn):
+        """Hanging: hold the connection open and say nothing."""
 
     def close(self):
         self.sock.close()
@@ -51,14 +55,8 @@ class HangingMeta:
 class DrippingMeta(HangingMeta):
     """Reads the request, then sends a status line and one header byte every 0.2 s, for ever."""
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections.append(conn)
-            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+    def _serve(self, conn):
+        threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn):
         try:
