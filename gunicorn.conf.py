@@ -43,3 +43,18 @@ def post_fork(server, worker):
 
     if db.database.obj is not None:
         db.database.obj.close_all()
+
+
+def post_worker_init(worker):
+    """Start this worker's webhook processor (it also drains any backlog, e.g. left by a crash)."""
+    app = worker.wsgi
+    processor = getattr(app, "extensions", {}).get("webhook_processor")
+    if processor is not None:
+        processor.ensure_started(app.config["SETTINGS"].whatsapp_phone_number_id)
+
+
+def worker_exit(server, worker):
+    """Let the processor finish its batch (bounded); anything unfinished stays queued for the next one."""
+    processor = getattr(worker.wsgi, "extensions", {}).get("webhook_processor")
+    if processor is not None:
+        processor.stop(timeout=5.0)

@@ -161,3 +161,14 @@ def live_server(settings: Settings):
     yield server
     server.stop()
     truncate_all(settings.database_url)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_background_webhook_processor():
+    """Apps driven in-process (Flask test client) get no webhook processor thread: a test that needs the
+    archived payloads processed calls `processor.drain()`.  gunicorn servers (LiveServer) start their own."""
+    from mv_os.webhooks import processor
+
+    processor.shared.autostart = False
+    yield
+    processor.shared.stop(timeout=5)

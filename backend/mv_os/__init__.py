@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mv_os.cli import register_cli
     from mv_os.errors import register_error_handlers
     from mv_os.providers import registry
+    from mv_os.webhooks import processor as webhook_processor
     from mv_os.webhooks import whatsapp as whatsapp_webhooks
 
     if settings is None:
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     # The messaging provider of this environment (local: mock); tests replace this entry.
     app.extensions["messaging"] = registry.messaging(settings)
+    # Stores webhook payloads' messages behind the request path; the server starts it (gunicorn.conf.py).
+    app.extensions["webhook_processor"] = webhook_processor.shared
     for blueprint in (health.bp, auth.bp, conversations.bp, messages.bp, whatsapp_webhooks.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(frontend.bp)  # the static inbox at /, its runtime /config.json

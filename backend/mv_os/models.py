@@ -104,7 +104,8 @@ class Message(BaseModel):
 
 class WebhookPayload(BaseModel):
     """Archive of every accepted (signed, parsed) webhook body: the exact bytes and their SHA-256, for audit
-    and replay.  A re-delivery of the same bytes bumps `deliveries` instead of being ingested again."""
+    and replay.  A re-delivery of the same bytes bumps `deliveries` instead of being processed again.  The
+    request path only inserts here (200 after that commit); the processor fills `processed_at`."""
 
     id = BigAutoField()
     sha256 = CharField(max_length=64, unique=True)
@@ -113,6 +114,8 @@ class WebhookPayload(BaseModel):
     deliveries = IntegerField(default=1)
     first_received_at = DateTimeTZField(default=utcnow)
     last_received_at = DateTimeTZField(default=utcnow)
+    processed_at = DateTimeTZField(null=True)  # NULL: its messages/receipts are still to be stored
+    processing_error = TextField(null=True)  # set when it could not be processed (kept for a replay)
 
     class Meta:
         table_name = "webhook_payloads"

@@ -238,6 +238,7 @@ def drive(url: str, run: str, *, per_post: int, connections: int, procs: int, du
         "connections": connections,
         "messages_per_post": per_post,
         "duration_s": duration,
+        "warmup_s": warmup,
         "requests": sum(codes.values()),
         "codes": codes,
         "errors": errors,
@@ -283,17 +284,59 @@ def drive_wrk(url: str, run: str, *, per_post: int, connections: int, duration: 
     return result
 
 
-def measure(name: str, url: str, run: str, args) -> dict:
+def queued(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM webhook_payloads WHERE processed_at IS NULL").fetchone()[0]
+
+
+def processed_messages(database_url: str, run: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM messages WHERE wamid LIKE %s", (f"wamid.BENCH.{run}.%",)).fetchone()[
+            0
+        ]
+
+
+def wait_processed(result: dict, database_url: str | None, run: str, timeout: float = 300.0) -> None:
+    """MV-OS archives on the request path and processes behind it: record what the processor had stored when
+    the load stopped, and how long it took to finish the backlog (the server keeps running meanwhile)."""
+    if database_url is None:
+        return
+    backlog = queued(database_url)
+    done_at_end = processed_messages(database_url, run)
+    started = time.monotonic()
+    while queued(database_url) and time.monotonic() - started < timeout:
+        time.sleep(0.05)
+    drain_s = time.monotonic() - started
+    total = processed_messages(database_url, run)
+    load_s = result["duration_s"] + result.get("warmup_s", 0)
+    result["processing"] = {
+        "backlog_payloads_at_end": backlog,
+        "messages_processed_at_end": done_at_end,
+        "drain_s": round(drain_s, 2),
+        "messages_processed": total,
+        # end to end: every message of the run (warm-up included) stored in the inbox, over load + drain time
+        "inbox_messages_per_s": round(total / (load_s + drain_s), 1) if load_s + drain_s else None,
+    }
+
+
+def measure(name: str, url: str, run: str, args, database_url: str | None = None) -> dict:
     print(f"  {name}: single ({args.connections} connections, {args.duration:.0f}s) ...", file=sys.stderr, flush=True)
     single = drive(url, run + "s", per_post=1, connections=args.connections, procs=args.procs,
                    duration=args.duration, warmup=args.warmup)  # fmt: skip
+    wait_processed(single, database_url, run + "s")
     print(f"  {name}: batched ({args.batch} per POST) ...", file=sys.stderr, flush=True)
     batch = drive(url, run + "b", per_post=args.batch, connections=args.batch_connections, procs=args.procs,
                   duration=args.duration, warmup=args.warmup)  # fmt: skip
+    wait_processed(batch, database_url, run + "b")
     out = {"single": single, "batch": batch, "load_after": loadavg()}
     if not args.no_wrk:
         wrk_single = drive_wrk(url, run + "w", per_post=1, connections=args.connections, duration=args.duration)
         if wrk_single:
+            wait_processed(wrk_single, database_url, run + "w")
             out["wrk_single"] = wrk_single
     return out
 
@@ -419,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         stop(proc)
     proc, base = start_server("mvos", os.environ.get("BENCH_MVOS_APP", "mv_os:create_app()"), url)
     try:
-        result["mvos"] = measure("mv-os", base, run, args)
+        result["mvos"] = measure("mv-os", base, run, args, database_url=url)
     finally:
         stop(proc)
 

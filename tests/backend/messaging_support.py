@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from pathlib import Path
 
 import psycopg
@@ -36,6 +37,16 @@ def rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 def scalar(url: str, sql: str, params: tuple = ()):
     result = rows(url, sql, params)
     return result[0][0] if result else None
+
+
+def wait_processed(url: str, timeout: float = 15.0) -> None:
+    """Wait until the webhook processor has stored every archived payload (a 200 means "archived"; the
+    messages reach the inbox moments later)."""
+    deadline = time.monotonic() + timeout
+    while scalar(url, "SELECT count(*) FROM webhook_payloads WHERE processed_at IS NULL"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"webhook payloads still unprocessed after {timeout:.0f}s")
+        time.sleep(0.02)
 
 
 def status_payload(wamid: str, status: str, timestamp: int = 1764080500, errors: list | None = None) -> bytes:

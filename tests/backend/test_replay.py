@@ -11,7 +11,7 @@ import pytest
 
 from mv_os.webhooks.signing import meta_json
 from scripts.webhooks import replay
-from tests.backend.messaging_support import FIXTURES, rows, scalar, signature
+from tests.backend.messaging_support import FIXTURES, rows, scalar, signature, wait_processed
 from tests.conftest import ROOT, LiveServer, backend_env, truncate_all
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,7 @@ def test_replaying_every_fixture_against_gunicorn_stores_them(live_server, migra
     print(f"\nreplay throughput: {summary.group(4)} fixtures/s ({summary.group(2)} in {summary.group(3)}s)")
 
     url = migrated_url
+    wait_processed(url)
     assert scalar(url, "SELECT count(*) FROM webhook_payloads") == len(fixtures)
     assert scalar(url, "SELECT count(*) FROM messages WHERE direction = 'in'") == 12
     assert scalar(url, "SELECT count(*) FROM webhook_events WHERE kind = 'error'") == 1
@@ -60,6 +61,7 @@ def test_replaying_every_fixture_against_gunicorn_stores_them(live_server, migra
 
     again = run_replay("--url", live_server.url + "/webhooks/whatsapp", "inbound_text.json")
     assert again.returncode == 0
+    wait_processed(url)
     assert scalar(url, "SELECT count(*) FROM messages WHERE direction = 'in'") == 12  # replay is idempotent
 
 

@@ -1,8 +1,9 @@
 """Property: a correctly signed body, however malformed, never gets a 5xx and never crashes the receiver.
 
 Signed bodies are what an attacker cannot send, but Meta can change its shapes at any time; the receiver
-must answer 200 (stored, possibly raw) or 400 (not JSON / not an object), and the database must stay
-usable.  Runs through the Flask test client for speed, on the real PostgreSQL."""
+must answer 200 (archived) or 400 (not JSON / not an object); the processor must then store every archived
+payload (possibly raw) without an error, and the database must stay usable.  Runs through the Flask test
+client for speed, on the real PostgreSQL, and drains the processor after every 200."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mv_os.webhooks import processor
 from mv_os.webhooks.signing import meta_json
-from tests.backend.messaging_support import signed_headers
+from tests.backend.messaging_support import scalar, signed_headers
 
 FUZZ_SETTINGS = settings(
     max_examples=150,
@@ -167,8 +169,9 @@ def _encode(payload) -> bytes:
 
 
 @pytest.fixture
-def post(client):
+def post(client, app):
     stats = {"count": 0}
+    settings = app.config["SETTINGS"]
 
     def _post(body: bytes):
         stats["count"] += 1
@@ -178,6 +181,19 @@ def post(client):
             response.get_data(as_text=True)[:300],
             body[:300],
         )
+        if response.status_code == 200:
+            with app.app_context():
+                processor.drain(settings.whatsapp_phone_number_id, timeout=10)
+            failed = scalar(
+                settings.database_url, "SELECT count(*) FROM webhook_payloads WHERE processing_error IS NOT NULL"
+            )
+            assert failed == 0, (
+                body[:300],
+                scalar(
+                    settings.database_url,
+                    "SELECT processing_error FROM webhook_payloads WHERE processing_error IS NOT NULL",
+                ),
+            )
         return response
 
     _post.stats = stats
@@ -237,4 +253,10 @@ def test_the_database_is_still_consistent_after_garbage(client, post):
             ]
         }
     )
-    assert post(normal).get_json()["messages"] == 1
+    assert post(normal).status_code == 200
+    assert (
+        scalar(
+            client.application.config["SETTINGS"].database_url, "SELECT text FROM messages WHERE wamid = 'wamid.after'"
+        )
+        == "ok"
+    )

@@ -27,6 +27,7 @@ from tests.backend.messaging_support import (
     scalar,
     signed_headers,
     status_payload,
+    wait_processed,
 )
 from tests.conftest import DEMO_PASSWORD, LiveServer, backend_env, free_port, truncate_all
 
@@ -48,8 +49,14 @@ def hook(server, migrated_url):
     """POST helper for the webhook URL; the database is emptied after each test."""
     url = server.url + "/webhooks/whatsapp"
 
-    def post(body: bytes, headers: dict | None = None) -> requests.Response:
-        return requests.post(url, data=body, headers=signed_headers(body) if headers is None else headers, timeout=15)
+    def post(body: bytes, headers: dict | None = None, wait: bool = True) -> requests.Response:
+        """POST; after a 200, wait until the processor stored it (what a user sees in the inbox)."""
+        response = requests.post(
+            url, data=body, headers=signed_headers(body) if headers is None else headers, timeout=15
+        )
+        if wait and response.status_code == 200:
+            wait_processed(migrated_url)
+        return response
 
     post.url = url
     yield post
@@ -162,7 +169,7 @@ def test_inbound_text_is_stored_with_contact_and_conversation(hook, migrated_url
     body = fixture("inbound_text.json")
     response = hook(body)
     assert response.status_code == 200
-    assert response.json()["messages"] == 1
+    assert response.json() == {"status": "ok", "duplicate": False, "payload_id": response.json()["payload_id"]}
     [(direction, text, mtype, status, wa_id, user_id, name, phone)] = rows(
         migrated_url,
         "SELECT m.direction, m.text, m.type, m.status, c.wa_id, c.user_id, c.profile_name, v.phone_number_id "
@@ -220,8 +227,6 @@ def test_media_reaction_and_unknown_types_are_all_kept(hook, migrated_url):
 def test_every_entry_change_and_message_of_a_batch_is_stored(hook, migrated_url):
     response = hook(fixture("batch_multi_entry.json"))
     assert response.status_code == 200
-    assert response.json()["messages"] == 5
-    assert response.json()["statuses"] == 1
     texts = {r[0] for r in rows(migrated_url, "SELECT text FROM messages")}
     assert texts == {"primeira", "segunda", "terceira", "ça marche?", "merci"}
     assert rows(migrated_url, "SELECT DISTINCT phone_number_id FROM conversations ORDER BY 1") == [

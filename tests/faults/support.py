@@ -3,6 +3,7 @@ records every answer, and a throwaway PostgreSQL server (never the shared test s
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,6 +91,16 @@ def stored_wamids(url: str, run: str) -> dict[str, int]:
                 "SELECT wamid, count(*) FROM messages WHERE wamid LIKE %s GROUP BY wamid", (f"wamid.BENCH.{run}.%",)
             ).fetchall()
         )
+
+
+def archived_digests(url: str) -> set[str]:
+    """SHA-256 of every archived webhook body (what the request path committed before answering 200)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {row[0] for row in conn.execute("SELECT sha256 FROM webhook_payloads").fetchall()}
+
+
+def digest(delivery: Delivery) -> str:
+    return hashlib.sha256(delivery.body).hexdigest()
 
 
 class ThrowawayPostgres:

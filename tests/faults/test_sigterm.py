@@ -1,5 +1,6 @@
 """SIGTERM to gunicorn under load (what App Runner sends on every deploy and scale-in): requests in flight
-finish within the graceful timeout, and nothing that was acknowledged is missing."""
+finish within the graceful timeout, and nothing that was acknowledged is missing: every acknowledged body is in
+the archive when the old instance is gone, and the next instance's processor stores each of its messages once."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import time
 
 import pytest
 
+from tests.backend.messaging_support import wait_processed
 from tests.conftest import LiveServer, backend_env, truncate_all
-from tests.faults.support import Load, stored_wamids
+from tests.faults.support import Load, archived_digests, digest, stored_wamids
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +36,14 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_loses_no_acknowledge
         assert {d.status for d in answered} == {200}, "an accepted request must be finished, not failed"
         in_flight = [d for d in answered if d.started < term_at < d.finished]
         assert in_flight, "no request was in flight at SIGTERM (the test did not exercise the shutdown)"
+        missing = {digest(d) for d in answered} - archived_digests(migrated_url)
+        assert not missing, f"{len(missing)} acknowledged webhook bodies are not in the archive"
+        # What the stopped instance had not processed yet, the next one (a deploy's new instance) does.
+        successor = LiveServer(backend_env(migrated_url)).start()
+        try:
+            wait_processed(migrated_url, timeout=30)
+        finally:
+            successor.stop()
         acknowledged = {w for d in answered for w in d.wamids}
         stored = stored_wamids(migrated_url, "sigterm")
         assert acknowledged <= stored.keys(), f"{len(acknowledged - stored.keys())} acknowledged messages missing"

@@ -1,8 +1,8 @@
-"""Turn a verified WhatsApp webhook payload into rows, inside the caller's transaction.
+"""Turn archived WhatsApp webhook payloads into rows, inside the caller's transaction (the processor's).
 
 Exactly once:
-- the exact body is archived in `webhook_payloads` keyed by its SHA-256; a re-delivery of the same bytes
-  only bumps `deliveries` (concurrent duplicates serialize on that unique key) and ingests nothing;
+- the exact body was archived in `webhook_payloads` keyed by its SHA-256 on the request path (`intake`); a
+  re-delivery of the same bytes only bumped `deliveries` and is never processed again;
 - inbound messages are unique on `wamid`, receipts on (`wamid`, `status`), both inserted with
   ON CONFLICT DO NOTHING, so the same message inside different payloads is stored once too.
 
@@ -18,7 +18,6 @@ or stored raw in `webhook_events`, never an error.  The archived bytes always ho
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import math
@@ -147,47 +146,68 @@ def lock_wamid(wamid: str) -> None:
 # ---------------------------------------------------------------------------------------------- ingest
 
 
-def archive(body: bytes, lock_keys=()) -> tuple[int, bool]:
-    """Store the exact bytes (or count a re-delivery), then take the advisory locks of `lock_keys`, in one
-    round trip.  Returns (payload id, first time seen)."""
-    digest = hashlib.sha256(body).hexdigest()
-    now = utcnow()
-    # The lock subquery refers to `a`, so it runs after the insert (the same order as two statements would):
-    # a concurrent duplicate first waits on the sha256 row, and only then on the locks.
-    row = database.execute_sql(
-        "WITH a AS (INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, "
-        "last_received_at) VALUES (%s, %s, %s, 1, %s, %s) "
-        "ON CONFLICT (sha256) DO UPDATE SET deliveries = webhook_payloads.deliveries + 1, "
-        "last_received_at = EXCLUDED.last_received_at "
-        "RETURNING id, (xmax = 0) AS inserted) "
-        "SELECT a.id, a.inserted, (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-        "FROM (SELECT k FROM unnest(%s::text[]) AS k WHERE a.inserted ORDER BY k) AS sorted_keys) FROM a",
-        (digest, body, len(body), now, now, sorted(set(lock_keys))),
-    ).fetchone()
-    return int(row[0]), bool(row[1])
-
-
-def ingest(body: bytes, payload: dict, *, default_phone_number_id: str) -> IngestResult:
-    changes = []
+def changes_of(payload: dict) -> list:
+    """The `changes` of every entry (or the payload itself when it is one bare change, like the sample that
+    Meta's dashboard sends)."""
     if "entry" not in payload and "field" in payload and "value" in payload:
-        changes.append(payload)  # a bare change, like the sample shown in Meta's dashboard
+        return [payload]
+    changes = []
     for entry in as_list(payload.get("entry")):
         changes.extend(as_list(as_dict(entry).get("changes")))
+    return changes
 
-    # Every lock this payload needs is taken with the archive insert (none for a re-delivery).
-    payload_id, first_time = archive(body, _keys_for(changes))
-    result = IngestResult(payload_id=payload_id, duplicate=not first_time)
-    if not first_time:
-        return result
 
-    for change in changes:
-        change = as_dict(change)
-        value = change.get("value")
-        if change.get("field") == "messages" and isinstance(value, dict):
-            _ingest_messages_value(value, payload_id, default_phone_number_id, result)
+def store_payloads(payloads: list[tuple[int, dict]], *, default_phone_number_id: str) -> IngestResult:
+    """Store the messages, receipts and other events of archived payloads [(payload id, parsed body)], in
+    arrival order, inside the caller's transaction.  Set-based across payloads: a batch of 200 payloads costs
+    about the same statements as one (all locks in one query, contacts in one SELECT + one INSERT, messages
+    and conversations in one statement per business phone number); receipts cost a few statements each."""
+    result = IngestResult(payload_id=payloads[-1][0] if payloads else 0)
+    parsed = [(payload_id, changes_of(payload)) for payload_id, payload in payloads]
+    _lock([key for _, changes in parsed for key in _keys_for(changes)])
+
+    specs: list = []
+    inbound_by_phone: dict[str, list] = {}
+    later: list = []  # receipts and events, applied after the messages, in arrival order
+    for payload_id, changes in parsed:
+        for change in changes:
+            change = as_dict(change)
+            value = change.get("value")
+            if change.get("field") == "messages" and isinstance(value, dict):
+                _collect_messages_value(value, payload_id, default_phone_number_id, specs, inbound_by_phone, later)
+            else:
+                later.append(("event", payload_id, "unknown_field", text(change.get("field"), 128), None, change))
+
+    resolve = upsert_contacts(specs)
+    for phone_number_id, inbound in inbound_by_phone.items():
+        _store_inbound_many(inbound, phone_number_id, resolve)
+        result.counts["messages"] += len(inbound)
+
+    for kind, payload_id, *rest in later:
+        if kind == "status":
+            s, phone_number_id = rest
+            if _store_status(as_dict(s), payload_id):
+                result.counts["statuses"] += 1
+            else:
+                _event(payload_id, "invalid_status", field="statuses", phone_number_id=phone_number_id, raw=s)
+                result.counts["other"] += 1
         else:
-            _event(payload_id, "unknown_field", field=text(change.get("field"), 128), raw=change)
-            result.counts["other"] += 1
+            event_kind, field_name, phone_number_id, raw = rest
+            if event_kind == "error":
+                e = as_dict(raw)
+                _event(
+                    payload_id,
+                    "error",
+                    field="errors",
+                    phone_number_id=phone_number_id,
+                    code=text(e.get("code"), 32),
+                    title=text(e.get("title")) or text(e.get("message")),
+                    raw=e,
+                )
+                result.counts["errors"] += 1
+            else:
+                _event(payload_id, event_kind, field=field_name, phone_number_id=phone_number_id, raw=raw)
+                result.counts["other"] += 1
     return result
 
 
@@ -221,61 +241,28 @@ def _event(payload_id: int, kind: str, *, field=None, phone_number_id=None, code
     )
 
 
-def _ingest_messages_value(value: dict, payload_id: int, default_phone: str, result: IngestResult) -> None:
+def _collect_messages_value(value: dict, payload_id: int, default_phone: str, specs, inbound_by_phone, later):
     phone_number_id = text(as_dict(value.get("metadata")).get("phone_number_id"), 64) or default_phone
-
-    # Set-based: a batch of 100 messages costs the same few statements as one message (contacts, conversations,
-    # messages), not a handful per message.  `ingest` took every contact lock up front.
-    specs = []
     for c in as_list(value.get("contacts")):
         c = as_dict(c)
         profile = as_dict(c.get("profile"))
         name = text(profile.get("name")) or text(profile.get("username"))
         specs.append((text(c.get("wa_id"), 64), text(c.get("user_id"), 128), name))
-    inbound = []
     for m in as_list(value.get("messages")):
         m = as_dict(m)
         wamid, wa_id, user_id = text(m.get("id"), 256), text(m.get("from"), 64), text(m.get("from_user_id"), 128)
         if not wamid or not (wa_id or user_id):
-            _event(payload_id, "invalid_message", field="messages", phone_number_id=phone_number_id, raw=m)
-            result.counts["other"] += 1
+            later.append(("event", payload_id, "invalid_message", "messages", phone_number_id, m))
             continue
-        inbound.append((m, wamid, wa_id, user_id))
+        inbound_by_phone.setdefault(phone_number_id, []).append((m, wamid, wa_id, user_id))
         specs.append((wa_id, user_id, None))
-    resolve = upsert_contacts(specs)
-    if inbound:
-        _store_inbound_many(inbound, phone_number_id, resolve)
-        result.counts["messages"] += len(inbound)
-
     for s in as_list(value.get("statuses")):
-        if _store_status(as_dict(s), payload_id):
-            result.counts["statuses"] += 1
-        else:
-            _event(payload_id, "invalid_status", field="statuses", phone_number_id=phone_number_id, raw=s)
-            result.counts["other"] += 1
-
+        later.append(("status", payload_id, s, phone_number_id))
     for e in as_list(value.get("errors")):
-        e = as_dict(e)
-        _event(
-            payload_id,
-            "error",
-            field="errors",
-            phone_number_id=phone_number_id,
-            code=text(e.get("code"), 32),
-            title=text(e.get("title")) or text(e.get("message")),
-            raw=e,
-        )
-        result.counts["errors"] += 1
-
+        later.append(("event", payload_id, "error", "errors", phone_number_id, e))
     for key in sorted(set(value) - KNOWN_VALUE_KEYS):
-        _event(
-            payload_id,
-            "unknown_field",
-            field=clean_str(f"messages.{key}")[:128],
-            phone_number_id=phone_number_id,
-            raw={key: value[key]},
-        )
-        result.counts["other"] += 1
+        later.append(("event", payload_id, "unknown_field", clean_str(f"messages.{key}")[:128], phone_number_id,
+                      {key: value[key]}))  # fmt: skip
 
 
 def upsert_contacts(specs: list[tuple[str | None, str | None, str | None]]):

@@ -8,8 +8,9 @@ POST -- in this order:
            Content-Length before the body is read (a chunked body: as soon as it passes the limit);
         2. X-Hub-Signature-256 over the raw bytes: missing -> 401, wrong -> 403;
         3. JSON: not parseable, or not an object -> 400;
-        4. ingest everything in one transaction; 200 only after it committed.  Database unavailable -> 503,
-           so Meta delivers again later (it retries for up to 7 days).
+        4. archive the exact bytes (`intake`: one INSERT, group-committed with concurrent requests); 200 only
+           after that commit.  Database unavailable -> 503, so Meta delivers again later (it retries for up to
+           7 days).  The processor (`processor`) stores the messages and receipts moments later.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import hmac
 import json
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from mv_os.db import database
 from mv_os.errors import ApiError
-from mv_os.webhooks.ingest import ingest
+from mv_os.webhooks import intake, processor
 from mv_os.webhooks.signing import HEADER, verify
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -85,14 +85,10 @@ def receive():
         raise ApiError(400, "invalid_payload", "The webhook body must be a JSON object.")
 
     try:
-        with database.atomic():
-            result = ingest(body, payload, default_phone_number_id=settings.whatsapp_phone_number_id)
+        archived = intake.archive(body)
     except MaxConnectionsExceeded:  # every pooled connection busy: like an outage, Meta should come back
         raise ApiError(503, "database_unavailable", "The database is busy; try again shortly.") from None
-    # Committed: only now may Meta consider this delivery done.
-    log.info(
-        "webhook %s: %s",
-        "duplicate" if result.duplicate else "stored",
-        " ".join(f"{k}={v}" for k, v in result.counts.items()),
-    )
-    return jsonify(status="ok", duplicate=result.duplicate, payload_id=result.payload_id, **result.counts)
+    # Committed: only now may Meta consider this delivery done.  The messages follow in the inbox shortly.
+    processor.shared.arrived(settings.whatsapp_phone_number_id)
+    log.debug("webhook %s: payload %d", "duplicate" if archived.duplicate else "archived", archived.payload_id)
+    return {"status": "ok", "duplicate": archived.duplicate, "payload_id": archived.payload_id}

@@ -1,0 +1,210 @@
+"""The webhook processor: turns archived payloads (`webhook_payloads.processed_at IS NULL`) into messages,
+receipts and events, behind the request path.
+
+The request path (`intake`) only archives the bytes and answers 200 after that commit; this module does the
+rest, in batches, so a burst is absorbed at the speed of one INSERT and processed at the speed of set-based SQL.
+
+- One background thread per serving process (each gunicorn worker), started with the worker (gunicorn's
+  `post_worker_init`) or by the first webhook.  Several processors share the queue safely: a batch is claimed
+  with `FOR UPDATE SKIP LOCKED` and marked processed in the same transaction as its rows, so a payload is
+  processed once, and a processor that dies mid-batch (crash, SIGKILL) leaves its batch to the next one.
+- It yields to requests: after a webhook arrives it waits until the process has been quiet for QUIET seconds,
+  but never more than MAX_DEFER, so under a storm it still takes a batch every MAX_DEFER.  Latency to the
+  inbox when traffic is light: about QUIET.
+- A batch is up to BATCH_PAYLOADS payloads and BATCH_BYTES bytes (at least one payload), stored with
+  `ingest.store_payloads` in one transaction.  If a batch fails, each payload is retried on its own; one that
+  still fails is marked processed with `processing_error` (kept for a replay after a fix) so it cannot block
+  the queue.  A database outage is not such a failure: the batch stays queued and the thread retries with
+  back-off.
+- `drain()` processes everything queued in the calling thread and waits for other processors' batches to
+  commit: used by tests, the `process-webhooks` CLI, and the benchmark's exactly-once check."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+
+from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
+
+from mv_os.db import database
+from mv_os.webhooks.ingest import store_payloads
+
+log = logging.getLogger("mv_os.webhooks.processor")
+
+QUIET = 0.02  # seconds without a new webhook before processing starts
+MAX_DEFER = 0.5  # ... but never wait longer than this while webhooks keep coming
+IDLE_POLL = 5.0  # look for work left by other processes (or a crash) this often
+BATCH_PAYLOADS = 256
+BATCH_BYTES = 1024 * 1024
+_UNAVAILABLE = (OperationalError, InterfaceError, MaxConnectionsExceeded)
+
+
+def process_batch(default_phone_number_id: str, limit: int = BATCH_PAYLOADS) -> int:
+    """Claim and process one batch of queued payloads.  Returns how many were processed (0: queue empty or
+    every queued payload is being processed elsewhere)."""
+    if database.obj is None:
+        return 0
+    try:
+        with database.atomic():
+            claimed = database.execute_sql(
+                "SELECT id, size FROM webhook_payloads WHERE processed_at IS NULL ORDER BY id LIMIT %s "
+                "FOR UPDATE SKIP LOCKED",
+                (limit,),
+            ).fetchall()
+            if not claimed:
+                return 0
+            ids, total = [], 0
+            for payload_id, size in claimed:
+                if ids and total + size > BATCH_BYTES:
+                    break  # the rest stay locked until this commit, then go to the next batch
+                ids.append(payload_id)
+                total += size
+            bodies = database.execute_sql(
+                "SELECT id, body FROM webhook_payloads WHERE id = ANY(%s) ORDER BY id", (ids,)
+            ).fetchall()
+            try:
+                with database.atomic():  # a savepoint: a failure here leaves the claim intact
+                    payloads = [(int(payload_id), json.loads(bytes(body))) for payload_id, body in bodies]
+                    result = store_payloads(payloads, default_phone_number_id=default_phone_number_id)
+                    _mark(ids)
+            except _UNAVAILABLE:
+                raise
+            except Exception:
+                log.exception("webhook batch of %d payloads failed; processing them one by one", len(ids))
+                result = None
+                for payload_id, body in bodies:
+                    _process_alone(int(payload_id), bytes(body), default_phone_number_id)
+            if result is not None:
+                log.debug(
+                    "processed %d webhook payloads: %s",
+                    len(ids),
+                    " ".join(f"{k}={v}" for k, v in result.counts.items()),
+                )
+            return len(ids)
+    finally:
+        _release()
+
+
+def _release() -> None:
+    """Give this thread's connection back to the pool (a broken one is discarded)."""
+    try:
+        if not database.is_closed():
+            database.close()
+    except Exception:  # noqa: BLE001 - a dead connection: nothing to give back
+        database.obj._state.reset()
+
+
+def _process_alone(payload_id: int, body: bytes, default_phone_number_id: str) -> None:
+    try:
+        with database.atomic():
+            store_payloads([(payload_id, json.loads(body))], default_phone_number_id=default_phone_number_id)
+            _mark([payload_id])
+    except _UNAVAILABLE:
+        raise
+    except Exception as exc:
+        log.exception("webhook payload %d could not be processed; kept with processing_error", payload_id)
+        _mark([payload_id], error=f"{type(exc).__name__}: {str(exc)[:500]}")
+
+
+def _mark(ids: list[int], error: str | None = None) -> None:
+    database.execute_sql(
+        "UPDATE webhook_payloads SET processed_at = now(), processing_error = %s WHERE id = ANY(%s)", (error, ids)
+    )
+
+
+def pending() -> int:
+    """Payloads not processed yet (including those in a batch another processor has not committed)."""
+    try:
+        return database.execute_sql("SELECT count(*) FROM webhook_payloads WHERE processed_at IS NULL").fetchone()[0]
+    finally:
+        _release()
+
+
+class Processor:
+    """The process's processor thread (module-level `shared`)."""
+
+    def __init__(self):
+        self.autostart = True  # `arrived()` starts the thread; the test suite turns this off for in-process apps
+        self.default_phone_number_id = ""
+        self.last_arrival = 0.0
+        self._wake = threading.Event()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._stopping = False
+
+    def ensure_started(self, default_phone_number_id: str) -> None:
+        self.default_phone_number_id = default_phone_number_id
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping = False
+            self._wake = threading.Event()
+            self._wake.set()  # look for a backlog right away (e.g. left by a crash)
+            self._thread = threading.Thread(target=self._run, name="mv-os-webhook-processor", daemon=True)
+            self._pid = os.getpid()
+            self._thread.start()
+
+    def arrived(self, default_phone_number_id: str) -> None:
+        """A payload was archived: process it soon (starting the thread in this process if needed, so any
+        WSGI server works, not only gunicorn with gunicorn.conf.py's hook)."""
+        if self.autostart:
+            self.ensure_started(default_phone_number_id)
+        self.last_arrival = time.monotonic()
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the batch in progress (bounded by `timeout`) and stop.  Unfinished work stays queued."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None and self._pid == os.getpid():
+            self._thread.join(timeout)
+
+    def _yield_to_requests(self) -> None:
+        deadline = time.monotonic() + MAX_DEFER
+        while not self._stopping and time.monotonic() - self.last_arrival < QUIET and time.monotonic() < deadline:
+            time.sleep(QUIET)
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stopping:
+            self._wake.wait(IDLE_POLL if backoff == 0 else backoff)
+            self._wake.clear()
+            try:
+                while not self._stopping:
+                    self._yield_to_requests()
+                    if self._stopping or not process_batch(self.default_phone_number_id):
+                        break
+                if backoff:
+                    log.info("webhook processor: database available again")
+                backoff = 0.0
+            except _UNAVAILABLE as exc:
+                if not backoff:
+                    log.warning("webhook processor: database unavailable (%s); retrying", type(exc).__name__)
+                backoff = min(max(backoff * 2, 0.25), 5.0)
+            except Exception:  # never let the thread die: the queue would stall
+                log.exception("webhook processor: unexpected error; retrying")
+                backoff = min(max(backoff * 2, 0.25), 5.0)
+
+
+shared = Processor()
+
+
+def drain(default_phone_number_id: str, timeout: float = 30.0) -> None:
+    """Process every queued payload now, in this thread, and wait until none is left (other processors'
+    batches included).  Raises TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        while process_batch(default_phone_number_id):
+            pass
+        if pending() == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"webhook payloads still queued after {timeout:.0f}s")
+        time.sleep(0.01)

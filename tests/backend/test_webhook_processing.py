@@ -1,0 +1,128 @@
+"""The webhook path split in two (docs/messaging.md, "Intake and processing"): the request path archives the
+exact bytes with a group commit and answers 200 after that commit; the processor stores the messages behind it.
+
+- concurrent requests share commits, and each still gets its own payload id and the right duplicate flag;
+- a payload archived while nothing processed it (a crash, a deploy) is processed when a server starts;
+- a payload that cannot be processed does not block the others and is kept with its error;
+- the processor never stores a payload twice, even with several processors draining the same queue."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from mv_os.webhooks import intake, processor
+from tests.backend.messaging_support import fixture, rows, scalar, wait_processed
+from tests.conftest import LiveServer, backend_env, truncate_all
+from tests.faults.support import make_delivery, stored_wamids
+
+
+def test_concurrent_bodies_share_commits_and_each_gets_its_own_answer(app, settings):
+    deliveries = [make_delivery("group", w, 0) for w in range(24)]
+    bodies = [d.body for d in deliveries] + [deliveries[0].body] * 4  # four re-deliveries of the first body
+    start = threading.Barrier(len(bodies))
+    groups_before, bodies_before = intake.statistics()
+
+    def archive(body: bytes) -> intake.Archived:
+        start.wait()
+        with app.app_context():
+            return intake.archive(body)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        results = list(pool.map(archive, bodies))
+    groups, archived = (a - b for a, b in zip(intake.statistics(), (groups_before, bodies_before), strict=True))
+    assert archived == len(bodies)
+    assert groups < len(bodies), "28 simultaneous bodies were written in 28 separate commits"
+    # One row per distinct body; the first body counted five deliveries and was new exactly once.
+    assert scalar(settings.database_url, "SELECT count(*) FROM webhook_payloads") == 24
+    first = [r for r, b in zip(results, bodies, strict=True) if b == deliveries[0].body]
+    assert len({r.payload_id for r in first}) == 1
+    assert sorted(r.duplicate for r in first) == [False, True, True, True, True]
+    assert (
+        scalar(settings.database_url, "SELECT deliveries FROM webhook_payloads WHERE id = %s", (first[0].payload_id,))
+        == 5
+    )
+    assert len({r.payload_id for r in results}) == 24
+    digests = dict(rows(settings.database_url, "SELECT id, sha256 FROM webhook_payloads"))
+    for result, body in zip(results, bodies, strict=True):
+        assert digests[result.payload_id] == hashlib.sha256(body).hexdigest()
+    # Nothing is processed yet in this process (no processor thread in tests): a drain stores each message once.
+    with app.app_context():
+        processor.drain(settings.whatsapp_phone_number_id)
+    stored = stored_wamids(settings.database_url, "group")
+    assert sorted(stored) == sorted(w for d in deliveries for w in d.wamids)
+    assert set(stored.values()) == {1}
+
+
+def test_a_payload_left_unprocessed_is_processed_when_a_server_starts(migrated_url):
+    """As after a crash or a deploy: the body was archived (and acknowledged), its processing never ran."""
+    body = fixture("inbound_text.json")
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
+            "VALUES (%s, %s, %s, 1, now(), now())",
+            (hashlib.sha256(body).hexdigest(), body, len(body)),
+        )
+    server = LiveServer(backend_env(migrated_url)).start()
+    try:
+        wait_processed(migrated_url, timeout=20)  # no webhook arrives: the workers' processors find it
+    finally:
+        server.stop()
+    try:
+        assert scalar(migrated_url, "SELECT text FROM messages").startswith("Grüße!")
+    finally:
+        truncate_all(migrated_url)
+
+
+def test_a_payload_that_cannot_be_processed_is_kept_and_does_not_block_the_queue(app, settings, caplog):
+    good = fixture("inbound_text.json")
+    broken = b'{"entry": [truncated'  # never accepted by the request path; stands for any processing failure
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for body in (broken, good):
+            conn.execute(
+                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
+                "VALUES (%s, %s, %s, 1, now(), now())",
+                (hashlib.sha256(body).hexdigest(), body, len(body)),
+            )
+    with app.app_context():
+        processor.drain(settings.whatsapp_phone_number_id)
+    [(error, processed)] = rows(
+        settings.database_url,
+        "SELECT processing_error, processed_at IS NOT NULL FROM webhook_payloads WHERE size = %s",
+        (len(broken),),
+    )
+    assert error.startswith("JSONDecodeError") and processed
+    assert scalar(settings.database_url, "SELECT count(*) FROM messages") == 1  # the good one went through
+    assert (
+        bytes(scalar(settings.database_url, "SELECT body FROM webhook_payloads WHERE size = %s", (len(broken),)))
+        == broken
+    )
+    assert "could not be processed" in caplog.text
+
+
+@pytest.mark.parametrize("processors", [3])
+def test_several_processors_draining_one_queue_store_each_message_once(app, settings, processors):
+    deliveries = [make_delivery("many", w, seq, per_post=5) for w in range(4) for seq in range(40)]
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for d in deliveries:
+            conn.execute(
+                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
+                "VALUES (%s, %s, %s, 1, now(), now())",
+                (hashlib.sha256(d.body).hexdigest(), d.body, len(d.body)),
+            )
+
+    def drain(_):
+        with app.app_context():
+            while processor.process_batch(settings.whatsapp_phone_number_id, limit=7):
+                pass
+
+    with ThreadPoolExecutor(max_workers=processors) as pool:
+        list(pool.map(drain, range(processors)))
+    stored = stored_wamids(settings.database_url, "many")
+    assert len(stored) == len(deliveries) * 5
+    assert set(stored.values()) == {1}
+    assert scalar(settings.database_url, "SELECT count(*) FROM webhook_payloads WHERE processed_at IS NULL") == 0
