@@ -1,4 +1,4 @@
-"""flask commands: `flask --app mv_os migrate | create-user | seed-demo`."""
+"""flask commands: `flask --app mv_os migrate | create-user | seed-demo | webhooks status|process|retry-failed`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from peewee import IntegrityError
 
 from mv_os import db
@@ -49,6 +50,40 @@ def register_cli(app: Flask) -> None:
         """Create the local demo user from DEMO_EMAIL / DEMO_PASSWORD (local only)."""
         email, password = seed_demo()
         click.echo(f"demo login: {email} / {password}")
+
+    webhooks = AppGroup("webhooks", help="The webhook queue: archived payloads and their processing.")
+    app.cli.add_command(webhooks)
+
+    @webhooks.command("status")
+    def webhooks_status_command():
+        """Queued payloads, the age of the oldest, and payloads that could not be processed."""
+        from mv_os.webhooks import processor
+
+        status = processor.queue_status()
+        click.echo(
+            f"queued: {status['queued']}"
+            + (f" (oldest {status['oldest_queued_s']:.1f}s)" if status["queued"] else "")
+            + f"; failed: {status['failed']}"
+        )
+        for payload_id, error in status["failed_examples"]:
+            click.echo(f"  payload {payload_id}: {error}")
+
+    @webhooks.command("process")
+    @click.option("--timeout", default=300.0, show_default=True, help="Seconds before giving up.")
+    def webhooks_process_command(timeout: float):
+        """Process every queued payload now (the servers' processors do this on their own)."""
+        from mv_os.webhooks import processor
+
+        before = processor.queue_status()["queued"]
+        processor.drain(current_app.config["SETTINGS"].whatsapp_phone_number_id, timeout=timeout)
+        click.echo(f"processed {before} queued payloads; queue empty")
+
+    @webhooks.command("retry-failed")
+    def webhooks_retry_failed_command():
+        """Queue the payloads that could not be processed again (after the fix is deployed)."""
+        from mv_os.webhooks import processor
+
+        click.echo(f"queued again: {processor.requeue_failed()}")
 
 
 def create_user(email: str, password: str, display_name: str = "") -> User:

@@ -124,6 +124,43 @@ def pending() -> int:
         _release()
 
 
+def queue_status(examples: int = 5) -> dict:
+    """For operators (`flask webhooks status`): queue depth, oldest queued age, failed payloads."""
+    try:
+        queued, oldest = database.execute_sql(
+            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(first_received_at)) FROM webhook_payloads "
+            "WHERE processed_at IS NULL"
+        ).fetchone()
+        failed = database.execute_sql(
+            "SELECT count(*) FROM webhook_payloads WHERE processing_error IS NOT NULL"
+        ).fetchone()[0]
+        failed_examples = database.execute_sql(
+            "SELECT id, processing_error FROM webhook_payloads WHERE processing_error IS NOT NULL "
+            "ORDER BY id DESC LIMIT %s",
+            (examples,),
+        ).fetchall()
+    finally:
+        _release()
+    return {
+        "queued": queued,
+        "oldest_queued_s": float(oldest or 0),
+        "failed": failed,
+        "failed_examples": failed_examples,
+    }
+
+
+def requeue_failed() -> int:
+    """Put the payloads that could not be processed back in the queue.  Returns how many."""
+    try:
+        with database.atomic():
+            return database.execute_sql(
+                "UPDATE webhook_payloads SET processed_at = NULL, processing_error = NULL "
+                "WHERE processing_error IS NOT NULL"
+            ).rowcount
+    finally:
+        _release()
+
+
 class Processor:
     """The process's processor thread (module-level `shared`)."""
 
