@@ -79,7 +79,7 @@ def process_batch(default_phone_number_id: str, limit: int = BATCH_PAYLOADS) -> 
                 for payload_id, body in bodies:
                     _process_alone(int(payload_id), bytes(body), default_phone_number_id)
             if result is not None:
-                log.debug(
+                log.info(  # one line per batch (not per request): what the runbooks look for
                     "processed %d webhook payloads: %s",
                     len(ids),
                     " ".join(f"{k}={v}" for k, v in result.counts.items()),
