@@ -81,7 +81,21 @@ def clean(value, depth: int = 0):
 
 
 def clean_str(value: str) -> str:
+    if value.isascii() and "\x00" not in value:  # the common case, without a copy
+        return value
     return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def clean_json(value) -> str:
+    """`value` as JSON text PostgreSQL's jsonb accepts (see `clean`); serializes once in the common case."""
+    try:
+        rendered = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        rendered.encode("utf-8")  # lone surrogates raise here
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        return json.dumps(clean(value), ensure_ascii=False)
+    if "\\u0000" in rendered:
+        return json.dumps(clean(value), ensure_ascii=False)
+    return rendered
 
 
 def text(value, max_length: int | None = None) -> str | None:
@@ -117,16 +131,26 @@ def parse_timestamp(value) -> dt.datetime | None:
 # ----------------------------------------------------------------------------------------------- locks
 
 
+# Keys map to LOCK_STRIPES transaction-scoped advisory locks (LOCK_BASE + stripe): a batch of thousands of
+# contacts and wamids then holds at most LOCK_STRIPES locks, far below PostgreSQL's shared lock table
+# (max_locks_per_transaction x max_connections = 6,400 by default), at the price of the odd false conflict.
+LOCK_STRIPES = 1024
+LOCK_BASE = 0x6D76_0000_0000  # "mv" in the high bytes; the migration lock (db.MIGRATION_LOCK_KEY) is elsewhere
+
+
 def _lock(keys) -> None:
-    """Take every key's transaction-scoped advisory lock in one round trip, in sorted order (no deadlocks)."""
+    """Take every key's stripe lock in one round trip, in sorted order (no deadlocks: a transaction takes its
+    locks once, up front; re-taking a stripe it already holds is a no-op)."""
     keys = sorted(set(keys))
     if len(keys) == 1:
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (keys[0],))
+        database.execute_sql(
+            "SELECT pg_advisory_xact_lock(%s + (hashtextextended(%s, 0) & %s))", (LOCK_BASE, keys[0], LOCK_STRIPES - 1)
+        )
     elif keys:
         database.execute_sql(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-            "FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS sorted_keys",
-            (keys,),
+            "SELECT count(pg_advisory_xact_lock(s)) FROM (SELECT DISTINCT %s + (hashtextextended(k, 0) & %s) AS s "
+            "FROM unnest(%s::text[]) AS k ORDER BY s) AS stripes",
+            (LOCK_BASE, LOCK_STRIPES - 1, keys),
         )
 
 
@@ -341,7 +365,7 @@ def _store_inbound_many(inbound: list, phone_number_id: str, resolve) -> None:
         contact_id = resolve(wa_id, user_id)
         sent_at = parse_timestamp(m.get("timestamp")) or now
         message_type = (text(m.get("type")) or "unknown")[:32]
-        rows.append((contact_id, wamid, message_type, message_text(m, message_type), clean(m), sent_at))
+        rows.append((contact_id, wamid, message_type, message_text(m, message_type), clean_json(m), sent_at))
         newest[contact_id] = max(sent_at, newest.get(contact_id, sent_at))
     contact_ids = sorted(newest)
     # One statement: the conversations are created or moved forward, and the messages (new wamids only) are
@@ -369,7 +393,7 @@ def _store_inbound_many(inbound: list, phone_number_id: str, resolve) -> None:
             [r[1] for r in rows],
             [r[2] for r in rows],
             [r[3] for r in rows],
-            [json.dumps(r[4]) for r in rows],
+            [r[4] for r in rows],
             [r[5] for r in rows],
         ),
     )
