@@ -38,7 +38,7 @@ from scripts.bench.payloads import CONTACTS, body, sign, wamid  # noqa: E402
 
 OUT = ROOT / "artifacts" / "bench"
 BENCH_DB = "mv_os_bench"
-DEFAULT_THREADS = "4"  # gunicorn.conf.py's default for GUNICORN_THREADS
+DEFAULT_THREADS = "8"  # gunicorn.conf.py's default for GUNICORN_THREADS
 # The interpreter that runs nox (the bench session passes it; inside its venv there is no nox).
 NOX_PYTHON = os.environ.get("BENCH_NOX_PYTHON") or shutil.which("python3") or "python3"
 
