@@ -62,3 +62,7 @@ def worker_exit(server, worker):
     processor = getattr(worker.wsgi, "extensions", {}).get("webhook_processor")
     if processor is not None:
         processor.stop(timeout=5.0)
+        from mv_os.webhooks import intake
+
+        if (line := intake.summary()) is not None:
+            worker.log.info("webhook intake of worker %s: %s", worker.pid, line)

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -70,8 +71,9 @@ class GroupCommit:
         self._write_lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
         self._conn_key: tuple | None = None
-        self.groups = 0  # statistics for benchmarks: groups written and bodies in them
+        self.groups = 0  # statistics (benchmarks, the worker's exit line): commits, bodies, seconds writing
         self.bodies = 0
+        self.write_seconds = 0.0
 
     def archive(self, body: bytes) -> Archived:
         item = _Pending(body)
@@ -87,6 +89,7 @@ class GroupCommit:
         return item.result
 
     def _write(self, group: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             results = self._insert(group)
             for item in group:
@@ -101,6 +104,7 @@ class GroupCommit:
                 item.done = True
         self.groups += 1
         self.bodies += len(group)
+        self.write_seconds += time.perf_counter() - started
 
     def _connection(self) -> psycopg.Connection:
         """The intake connection for the database the app is bound to (reopened after fork, rebind, error)."""
@@ -151,3 +155,15 @@ def archive(body: bytes) -> Archived:
 def statistics() -> tuple[int, int]:
     """(groups written, bodies archived) by this process: bodies / groups is the mean group size."""
     return _shared.groups, _shared.bodies
+
+
+def summary() -> str | None:
+    """One line for the log when a worker exits, e.g. `12000 bodies in 3100 commits (3.9 per commit, 0.41 ms
+    per commit)`; None if this process archived nothing."""
+    shared = _shared
+    if not shared.groups:
+        return None
+    return (
+        f"{shared.bodies} bodies in {shared.groups} commits ({shared.bodies / shared.groups:.1f} per commit, "
+        f"{shared.write_seconds / shared.groups * 1000:.2f} ms per commit)"
+    )
