@@ -21,7 +21,9 @@ from tests.conftest import LiveServer, backend_env, truncate_all
 from tests.faults.support import make_delivery, stored_wamids
 
 
-def test_concurrent_bodies_share_commits_and_each_gets_its_own_answer(app, settings):
+@pytest.mark.parametrize("max_group", [64, 4], ids=["one-group-fits-all", "groups-of-at-most-4"])
+def test_concurrent_bodies_share_commits_and_each_gets_its_own_answer(app, settings, monkeypatch, max_group):
+    monkeypatch.setattr(intake, "MAX_GROUP", max_group)
     deliveries = [make_delivery("group", w, 0) for w in range(24)]
     bodies = [d.body for d in deliveries] + [deliveries[0].body] * 4  # four re-deliveries of the first body
     start = threading.Barrier(len(bodies))
@@ -37,6 +39,7 @@ def test_concurrent_bodies_share_commits_and_each_gets_its_own_answer(app, setti
     groups, archived = (a - b for a, b in zip(intake.statistics(), (groups_before, bodies_before), strict=True))
     assert archived == len(bodies)
     assert groups < len(bodies), "28 simultaneous bodies were written in 28 separate commits"
+    assert groups >= len(bodies) / max_group
     # One row per distinct body; the first body counted five deliveries and was new exactly once.
     assert scalar(settings.database_url, "SELECT count(*) FROM webhook_payloads") == 24
     first = [r for r, b in zip(results, bodies, strict=True) if b == deliveries[0].body]
