@@ -6,6 +6,8 @@ multi-row INSERT and ONE COMMIT; the others wait for that commit and return its 
 during a write queue up for the next one, so under load a commit (and its fsync) is shared by everything that
 arrived while the previous one ran, and when traffic is light a body is written on its own at once.  Nobody
 gets an answer before the commit that holds their body: "200 only after a durable commit" is unchanged.
+Each waiting thread is woken exactly once: when its body is committed, or when it is handed the lead (the
+leader passes it to the oldest queued body's thread when it is done), never in a chain through a shared lock.
 
 Exactly once: `webhook_payloads.sha256` is unique.  Byte-identical bodies within one group are merged before
 the INSERT (ON CONFLICT DO UPDATE may touch a row only once per statement) and the rows go in sorted by hash,
@@ -67,7 +69,7 @@ class Archived:
 
 
 class _Pending:
-    __slots__ = ("body", "digest", "done", "error", "result")
+    __slots__ = ("body", "digest", "done", "error", "result", "wake")
 
     def __init__(self, body: bytes):
         self.body = body
@@ -75,15 +77,17 @@ class _Pending:
         self.done = False
         self.result: Archived | None = None
         self.error: BaseException | None = None
+        self.wake = threading.Lock()  # held until this body's thread is woken (committed, or its turn to lead)
+        self.wake.acquire()
 
 
 class GroupCommit:
     """One per process (gunicorn worker): module-level `archive()` uses the shared instance."""
 
     def __init__(self):
-        self._queue_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _queue and _writing (never held during a write)
         self._queue: list[_Pending] = []
-        self._write_lock = threading.Lock()
+        self._writing = False
         self._conn: psycopg.Connection | None = None
         self._conn_key: tuple | None = None
         self._prepared: set[int] = set()  # group sizes prepared on the current connection
@@ -93,19 +97,27 @@ class GroupCommit:
 
     def archive(self, body: bytes) -> Archived:
         item = _Pending(body)
-        with self._queue_lock:
+        with self._lock:
             self._queue.append(item)
-        while not item.done:
-            with self._write_lock:  # wait for the write in progress (which may include this body)
-                if not item.done:  # not written yet: lead the next group
-                    with self._queue_lock:
-                        group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-                    self._write(group)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            item.wake.acquire()  # committed by a leader, or handed the lead
+        if not item.done:
+            # The leader's body is the oldest queued one, so it is in the group it writes.
+            with self._lock:
+                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            self._write(group, leader=item)
+            with self._lock:
+                if self._queue:
+                    self._queue[0].wake.release()  # the oldest waiting body's thread leads the next group
+                else:
+                    self._writing = False
         if item.error is not None:
             raise item.error
         return item.result
 
-    def _write(self, group: list[_Pending]) -> None:
+    def _write(self, group: list[_Pending], leader: _Pending) -> None:
         started = time.perf_counter()
         try:
             results = self._insert(group)
@@ -119,6 +131,8 @@ class GroupCommit:
         finally:
             for item in group:
                 item.done = True
+                if item is not leader:
+                    item.wake.release()
         self.groups += 1
         self.bodies += len(group)
         self.write_seconds += time.perf_counter() - started
