@@ -149,7 +149,7 @@ def _lock(keys) -> None:
     elif keys:
         database.execute_sql(
             "SELECT count(pg_advisory_xact_lock(s)) FROM (SELECT DISTINCT %s + (hashtextextended(k, 0) & %s) AS s "
-            "FROM unnest(%s::text[]) AS k ORDER BY s) AS stripes",
+            "FROM unnest(%b::text[]) AS k ORDER BY s) AS stripes",
             (LOCK_BASE, LOCK_STRIPES - 1, keys),
         )
 
@@ -304,7 +304,7 @@ def upsert_contacts(specs: list[tuple[str | None, str | None, str | None]]):
     user_ids = sorted({u for _, u, _ in specs if u})
     for contact_id, wa_id, user_id, profile_name in database.execute_sql(
         "SELECT id, wa_id, user_id, profile_name FROM contacts "
-        "WHERE wa_id = ANY(%s::text[]) OR user_id = ANY(%s::text[])",
+        "WHERE wa_id = ANY(%b::text[]) OR user_id = ANY(%b::text[])",
         (wa_ids, user_ids),
     ).fetchall():
         row = {"id": contact_id, "wa_id": wa_id, "user_id": user_id, "profile_name": profile_name, "changed": False}
@@ -373,13 +373,13 @@ def _store_inbound_many(inbound: list, phone_number_id: str, resolve) -> None:
     # connection); the text arrays go in binary (%b), so JSON's quotes need no array escaping.
     database.execute_sql(
         "WITH conv AS (INSERT INTO conversations (phone_number_id, contact_id, last_message_at, created_at) "
-        "SELECT %s, c, t, %s FROM unnest(%s::int[], %s::timestamptz[]) AS u(c, t) "
+        "SELECT %s, c, t, %s FROM unnest(%b::int[], %b::timestamptz[]) AS u(c, t) "
         "ON CONFLICT (phone_number_id, contact_id) DO UPDATE "
         "SET last_message_at = GREATEST(conversations.last_message_at, EXCLUDED.last_message_at) "
         "RETURNING contact_id, id) "
         "INSERT INTO messages (conversation_id, direction, wamid, type, text, raw, status, sent_at, created_at, "
         "updated_at) SELECT conv.id, 'in', w, t, x, r::jsonb, 'received', s, %s, %s "
-        "FROM unnest(%s::int[], %b::text[], %b::text[], %b::text[], %b::text[], %s::timestamptz[]) "
+        "FROM unnest(%b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[]) "
         "WITH ORDINALITY AS u(c, w, t, x, r, s, i) JOIN conv ON conv.contact_id = u.c ORDER BY u.i "
         "ON CONFLICT DO NOTHING",
         (
