@@ -36,7 +36,7 @@ from mv_os.webhooks.ingest import store_payloads
 log = logging.getLogger("mv_os.webhooks.processor")
 
 QUIET = 0.02  # seconds without a new webhook before processing starts
-MAX_DEFER = 0.5  # ... but never wait longer than this while webhooks keep coming
+MAX_DEFER = 1.0  # ... but never wait longer than this while webhooks keep coming (one batch per second in a storm)
 IDLE_POLL = 5.0  # look for work left by other processes (or a crash) this often
 BATCH_PAYLOADS = 256
 BATCH_BYTES = 1024 * 1024
