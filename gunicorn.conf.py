@@ -37,6 +37,7 @@ keepalive = _int("GUNICORN_KEEPALIVE", 5)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = None  # the app logs one line per request (JSON in staging/production) with its request id
 errorlog = "-"
+logger_class = "mv_os.gunicorn_logging.Logger"  # JSON lines in staging/production, redacted everywhere
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 preload_app = False  # each worker builds its own pool after fork
 

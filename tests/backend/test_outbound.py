@@ -4,6 +4,8 @@ webhooks back into the same gunicorn)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -171,7 +173,10 @@ def test_staging_sends_through_the_whatsapp_adapter_to_meta(settings, user, conv
     httpserver.expect_ordered_request(path, method="POST").respond_with_data("busy", status=503)
     httpserver.expect_ordered_request(path, method="POST").respond_with_data("busy", status=503)
     env = backend_env(
-        settings.database_url, **STAGING_SECRETS, WHATSAPP_API_BASE_URL=httpserver.url_for("/").rstrip("/")
+        settings.database_url,
+        **STAGING_SECRETS,
+        WHATSAPP_API_BASE_URL=httpserver.url_for("/").rstrip("/"),
+        LOG_LEVEL="INFO",
     )
     server = LiveServer(env).start()
     try:
@@ -181,7 +186,12 @@ def test_staging_sends_through_the_whatsapp_adapter_to_meta(settings, user, conv
         refused = requests.post(url, json={"text": "too late"}, headers=headers, timeout=10)
         unavailable = requests.post(url, json={"text": "busy"}, headers=headers, timeout=10)
     finally:
-        server.stop()
+        log = server.stop()
+    # Staging logs JSON lines only: the app's and gunicorn's own ("Booting worker", "Handling signal").
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert any(line["message"].startswith("Booting worker") for line in lines), log[:2000]
+    assert any(line.get("path", "").endswith("/messages") and line.get("status") == 503 for line in lines)
+    assert STAGING_SECRETS["WHATSAPP_ACCESS_TOKEN"] not in log and STAGING_SECRETS["JWT_SECRET"] not in log
     assert created.status_code == 201, created.text
     assert created.json()["wamid"] == "wamid.from-fake-meta"
     assert refused.status_code == 422
