@@ -104,6 +104,8 @@ def test_hanging_meta_times_out_to_503_within_the_bound_and_frees_every_worker(s
         settings.database_url,
         **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": str(SEND_TIMEOUT), "WHATSAPP_SEND_ATTEMPTS": "3"},
         WHATSAPP_API_BASE_URL=meta.url,
+        WEB_CONCURRENCY="2",
+        GUNICORN_THREADS="4",  # pinned: the 8 sends below must occupy every thread
     )
     server = LiveServer(env).start()
     try:
