@@ -54,6 +54,14 @@ def serve(session: nox.Session) -> None:
     session.run("python", "-m", "mv_os.devserver", "--gunicorn", *session.posargs)
 
 
+def _keep_bytecode(session: nox.Session) -> None:
+    """Let Python cache compiled bytecode (__pycache__, git-ignored) in the venv and the repo.
+
+    With PYTHONDONTWRITEBYTECODE set in the shell, every process the tests start (pytest workers, gunicorn,
+    flask, the replay CLI) compiled the venv's modules from source again: about 0.5 s more per process."""
+    session.env["PYTHONDONTWRITEBYTECODE"] = None  # None removes it from the commands' environment
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite on a real PostgreSQL (DATABASE_URL/TEST_DATABASE_URL, else the embedded server).
@@ -63,6 +71,7 @@ def tests(session: nox.Session) -> None:
     when Chromium is installed; without it they are deselected with a warning, except under CI=true, where
     they run and fail (a CI run never passes without them)."""
     _install(session, "test")
+    _keep_bytecode(session)
     args = session.posargs or ["-q", "-n", "2"]
     if not session.posargs and os.environ.get("CI") != "true" and not Path(CHROMIUM).is_file():
         session.warn(f"{CHROMIUM} not found: browser tests deselected (apt-get install chromium; `nox -s e2e`)")
@@ -79,6 +88,7 @@ def e2e(session: nox.Session) -> None:
 
     Never skipped: without Chromium they fail and say how to install it.  Screenshots: artifacts/e2e/."""
     _install(session, "test")
+    _keep_bytecode(session)
     session.run("pytest", "tests/e2e", *(session.posargs or ["-q"]))
 
 
