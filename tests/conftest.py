@@ -3,7 +3,9 @@ and `live_server` (gunicorn over real HTTP on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,12 +18,27 @@ import pytest
 import requests
 
 from mv_os import create_app, db
-from mv_os.cli import create_user
+from mv_os.auth import hash_password, issue_token
+from mv_os.models import User
 from mv_os.settings import Environment, Settings
 from tests.pg import create_worker_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_PASSWORD = "correct horse battery staple"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest first, so that xdist's workers finish together instead of one waiting for a long test that
+    started last: the browser tests, then modules with `slow` tests, then the rest.  Modules stay together and
+    keep their order; tests keep theirs within a module."""
+
+    def rank(item) -> int:
+        return 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
+
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module_rank[item.nodeid.split("::")[0]] = min(rank(item), module_rank.get(item.nodeid.split("::")[0], 2))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable
 
 
 @pytest.fixture(scope="session")
@@ -51,16 +68,52 @@ def settings(migrated_url: str) -> Settings:
     return Settings(environment=Environment.LOCAL, database_url=migrated_url, log_level="WARNING")
 
 
+# Children before parents, so DELETE never trips a foreign key (NO ACTION ones included).
+_TABLES_CHILDREN_FIRST = """
+WITH RECURSIVE t AS (
+    SELECT c.oid, c.relname FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migration'
+), depth(oid, d) AS (
+    SELECT oid, 0 FROM t
+    UNION ALL
+    SELECT f.confrelid, depth.d + 1 FROM depth JOIN pg_constraint f ON f.conrelid = depth.oid
+    WHERE f.contype = 'f' AND f.confrelid <> f.conrelid AND depth.d < 20
+)
+SELECT t.relname, max(depth.d) AS d FROM t JOIN depth USING (oid) GROUP BY t.relname ORDER BY d, t.relname
+"""
+
+
 def truncate_all(url: str) -> None:
+    """Empty every table but schema_migration and restart the id sequences, as TRUNCATE ... RESTART IDENTITY
+    would, in one transaction.  DELETE instead of TRUNCATE: the tables hold a handful of rows, DELETE of an
+    empty table writes nothing, and it does not wait for the ACCESS EXCLUSIVE lock that a live server's idle
+    connections (or its webhook processor) would hold it up on.  Falls back to TRUNCATE for a foreign-key cycle.
+
+    A live server's webhook processor may be storing a batch at that moment (it locks the same rows in the other
+    order): then this gives up the lock wait quickly and tries again, instead of deadlocking."""
     with psycopg.connect(url, autocommit=True) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migration'"
+        tables = conn.execute(_TABLES_CHILDREN_FIRST).fetchall()
+        if not tables:
+            return
+        if max(d for _, d in tables) >= 20:  # a cycle: let TRUNCATE ... CASCADE sort it out
+            statements = ["TRUNCATE " + ", ".join(f'"{t}"' for t, _ in tables) + " RESTART IDENTITY CASCADE"]
+        else:  # children (depth 0) first, the tables they reference after them
+            statements = [f'DELETE FROM "{t}"' for t, _ in tables]  # noqa: S608 - names from pg_class
+            statements.append(
+                "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
+                "FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
             )
-        ]
-        if tables:
-            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+        for attempt in range(50):
+            try:
+                with conn.transaction():
+                    conn.execute("SET LOCAL lock_timeout = '200ms'")
+                    for statement in statements:
+                        conn.execute(statement)
+                return
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+                if attempt == 49:
+                    raise
+                time.sleep(0.05)
 
 
 @pytest.fixture
@@ -77,17 +130,26 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture(scope="session")
+def user_password_hash() -> str:
+    """DEMO_PASSWORD hashed once per session, with the app's own hash_password (scrypt, real parameters): each
+    hash costs 0.1 s of CPU, and the login still verifies against it.  create_user's own hashing is tested in
+    test_auth.py."""
+    return hash_password(DEMO_PASSWORD)
+
+
 @pytest.fixture
-def user(app):
+def user(app, user_password_hash: str):
     with app.app_context(), db.database.connection_context():
-        return create_user("operator@example.com", DEMO_PASSWORD, "Operator")
+        return User.create(email="operator@example.com", password_hash=user_password_hash, display_name="Operator")
 
 
 @pytest.fixture
-def token(client, user) -> str:
-    response = client.post("/api/auth/login", json={"email": user.email, "password": DEMO_PASSWORD})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["access_token"]
+def token(app, user) -> str:
+    """A bearer token for `user`, made by issue_token as POST /api/auth/login makes it, without the login's
+    0.1 s password check (logging in is tested in test_auth.py)."""
+    with app.app_context():
+        return issue_token(user)["access_token"]
 
 
 @pytest.fixture
@@ -130,6 +192,7 @@ class LiveServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            process_group=0,  # master and workers in a group of their own: `kill()` ends them all at once
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -139,11 +202,13 @@ class LiveServer:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
             except (requests.ConnectionError, requests.Timeout):  # a worker still booting (busy CPU)
-                time.sleep(0.1)
+                time.sleep(0.02)
         self.stop()
         raise RuntimeError("gunicorn did not answer /healthz in time")
 
     def stop(self) -> str:
+        """Graceful: SIGTERM, gunicorn finishes what is in flight (its workers notice within about 0.5 s).
+        Returns the server's output."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -153,13 +218,22 @@ class LiveServer:
                 self.proc.wait()
         return self.proc.stdout.read() if self.proc and self.proc.stdout else ""
 
+    def kill(self) -> str:
+        """Immediate: SIGKILL to master and workers (their process group), for a server whose test is over or
+        that should just vanish; nothing graceful is being tested.  Returns the server's output."""
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return self.proc.stdout.read() if self.proc and self.proc.stdout else ""
+
 
 @pytest.fixture
 def live_server(settings: Settings):
     """A real gunicorn on the worker's migrated database; tables are emptied afterwards."""
     server = LiveServer(backend_env(settings.database_url)).start()
     yield server
-    server.stop()
+    server.kill()
     truncate_all(settings.database_url)
 
 

@@ -8,8 +8,10 @@ import json
 
 import jwt
 import pytest
+from werkzeug.security import check_password_hash
 
-from mv_os import create_app
+from mv_os import create_app, db
+from mv_os.cli import create_user
 from mv_os.models import User
 from mv_os.settings import Environment
 from tests.conftest import DEMO_PASSWORD
@@ -66,11 +68,14 @@ def test_bad_login_bodies_are_400(client, body):
     assert "error" in response.get_json()
 
 
-def test_passwords_are_stored_with_a_slow_hash(app, user):
-    with app.app_context():
+def test_passwords_are_stored_with_a_slow_hash(app):
+    # create_user itself (the `user` fixture stores a hash made once per session).
+    with app.app_context(), db.database.connection_context():
+        user = create_user("Slow@Example.com", DEMO_PASSWORD, "Slow")
         stored = User.get_by_id(user.id).password_hash
     assert stored.startswith("scrypt:")
     assert DEMO_PASSWORD not in stored
+    assert check_password_hash(stored, DEMO_PASSWORD)
 
 
 def _me(client, token):
