@@ -35,7 +35,7 @@ ARTIFACTS = ROOT / "artifacts" / "e2e"
 LOCAL_TEMPLATE = dotenv_values(ROOT / "env" / "backend.env.local.example")
 DEMO_EMAIL = LOCAL_TEMPLATE["DEMO_EMAIL"]
 DEMO_PASSWORD = LOCAL_TEMPLATE["DEMO_PASSWORD"]
-POLL_MS = 300  # short and fixed, so waiting for "appears without a reload" takes well under a second
+POLL_MS = 200  # the shortest FRONTEND_POLL_INTERVAL_MS allowed: "appears without a reload" in well under a second
 TIMEOUT_MS = 10_000
 
 
@@ -60,7 +60,7 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     env.update(
         FRONTEND_POLL_INTERVAL_MS=str(POLL_MS),
         MOCK_STATUS_WEBHOOKS="1",
-        MOCK_STATUS_DELAY="0.3",
+        MOCK_STATUS_DELAY="0.1",
         DEMO_EMAIL=DEMO_EMAIL,
         DEMO_PASSWORD=DEMO_PASSWORD,
         # One worker starts and stops in about a second (two take three); a browser's keep-alive connections
@@ -83,9 +83,20 @@ def start_server(env: dict[str, str], port: int | None = None) -> LiveServer:
     return server.start()
 
 
+_SEEDED: dict[str, tuple] = {}  # database URL -> the users row seed_demo wrote there
+
+
 def reset_database(url: str) -> None:
-    """Empty tables, then the local demo user, as `nox -s dev` seeds it (seed_demo reads DEMO_*)."""
+    """Empty tables, then the local demo user, as `nox -s dev` seeds it (seed_demo reads DEMO_*).
+
+    seed_demo runs once per database and session; later resets put back the exact row it wrote (the same
+    scrypt hash), which saves a 0.1 s hash per test."""
     truncate_all(url)
+    columns = "email, password_hash, display_name, created_at"
+    if url in _SEEDED:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"INSERT INTO users ({columns}) VALUES (%s, %s, %s, %s)", _SEEDED[url])  # noqa: S608
+        return
     app = create_app(Settings(database_url=url, log_level="WARNING"))
     with pytest.MonkeyPatch.context() as mp, app.app_context():
         mp.setenv("DEMO_EMAIL", DEMO_EMAIL)
@@ -94,13 +105,18 @@ def reset_database(url: str) -> None:
     from mv_os import db
 
     db.database.obj.close_all()
+    with psycopg.connect(url) as conn:
+        _SEEDED[url] = conn.execute(f"SELECT {columns} FROM users").fetchone()  # noqa: S608
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def shared_server(migrated_url: str):
+    """One gunicorn for the worker's browser tests (each test resets the database first), gone before any other
+    test runs on this worker (its webhook processor would work on their tables); killed, since no test here is
+    about how it stops."""
     server = start_server(server_env(migrated_url))
     yield server
-    server.stop()
+    server.kill()
     truncate_all(migrated_url)
 
 

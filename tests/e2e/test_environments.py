@@ -51,7 +51,7 @@ def test_staging_is_loud_and_unmistakable(page: Page, migrated_url: str):
             "poll_interval_ms": 5000,
         }
     finally:
-        server.stop()
+        server.kill()
 
 
 def test_production_is_quiet(page: Page, server):
@@ -70,33 +70,43 @@ def test_production_is_quiet(page: Page, server):
 def test_an_unreachable_backend_shows_a_retrying_notice_then_recovers(page: Page, migrated_url: str):
     reset_database(migrated_url)
     server = start_server(server_env(migrated_url))
+    # The page's timers run on Playwright's clock: real time until the backend is back, then the test moves
+    # the clock on instead of sitting through the back-off (up to 5 s) and the 3 s "Connected again." note.
+    page.clock.install()
     try:
         log_in(page, server)
         notice = page.locator("#connection-notice")
         expect(notice).to_be_hidden()
-        server.stop()
+        server.kill()  # the backend vanishes
         expect(notice).to_be_visible()
         expect(notice).to_have_attribute("role", "status")
         expect(notice).to_contain_text(re.compile(r"Cannot reach the MV-OS backend\. Retrying in \d+ s"))
         expect(notice.get_by_role("button", name="Retry now")).to_be_visible()
         screenshot(page, "backend-unreachable")
 
+        # Freeze the page's clock, so no retry can happen before the backend is back; then let the longest
+        # back-off pass: the page must retry by itself (nobody presses "Retry now").
+        page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.05)
         server = start_server(server.env, port=server.port)
-        expect(notice).to_have_text("Connected again.", timeout=10_000)
+        page.clock.run_for(5_000)  # Poller.retryDelay() caps at max(interval, 5 s)
+        expect(notice).to_have_text("Connected again.")
+        page.clock.run_for(3_000)
         expect(notice).to_be_hidden()
         # Still logged in: nothing was lost while the backend was away.
         expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
     finally:
-        server.stop()
+        server.kill()
 
 
 def test_a_backend_unreachable_at_start_is_retried_until_it_answers(page: Page, server):
+    page.clock.install()  # the 2 s retry timer is moved on by the test instead of waited for
     page.route("**/config.json", lambda route: route.abort("connectionrefused"))
     page.goto(server.url + "/")
     notice = page.locator("#connection-notice")
     expect(notice).to_contain_text("Cannot reach the MV-OS backend.")
     expect(page.get_by_label("Email")).to_have_count(0)
     page.unroute("**/config.json")
+    page.clock.fast_forward(2_000)  # config.js RETRY_MS: the page retries by itself
     expect(page.get_by_label("Email")).to_be_visible(timeout=5_000)
     expect(page.get_by_role("note", name="Environment")).to_contain_text("LOCAL")
