@@ -8,10 +8,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -58,6 +61,23 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.now
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader():
+    """botocore parses its JSON models (endpoints.json, each service's shapes) again for every new session, and
+    moto starts a fresh default session in every test (about 0.1 s each).  One loader for the run parses each
+    file once; sessions, clients, credentials and moto's state stay per test."""
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    def shared(search_paths_string=None):
+        if search_paths_string not in loaders:
+            loaders[search_paths_string] = botocore.loaders.create_loader(search_paths_string)
+        return loaders[search_paths_string]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(botocore.session, "create_loader", shared)
+        yield
 
 
 @pytest.fixture
@@ -245,13 +265,19 @@ def aws_clients(target) -> Aws:
 
 # -- throwaway git repositories ------------------------------------------------------------------------------
 class Repo:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, init: bool = True):
         self.path = path
+        if not init:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
         self.git("config", "user.email", "release-tests@example.com")
         self.git("config", "user.name", "Release Tests")
         self.git("config", "commit.gpgsign", "false")
+
+    @classmethod
+    def existing(cls, path: Path) -> Repo:
+        return cls(path, init=False)
 
     def git(self, *args: str) -> str:
         return subprocess.run(
@@ -268,16 +294,26 @@ class Repo:
         return self.git("rev-parse", "HEAD^{tree}")
 
 
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Repo:
-    """main with one commit, develop branched from it with one more commit; develop checked out."""
-    for var in ("GITHUB_REF", "GITHUB_SHA"):
-        monkeypatch.delenv(var, raising=False)
-    r = Repo(tmp_path / "repo")
+@pytest.fixture(scope="session")
+def _repo_template(tmp_path_factory) -> Path:
+    """main with one commit, develop branched from it with one more commit; develop checked out.  Built once
+    (eight git commands); each test gets its own copy."""
+    r = Repo(tmp_path_factory.mktemp("release-repo") / "repo")
     r.commit("README", "mv-os\n", "initial")
     r.git("checkout", "-q", "-b", "develop")
     r.commit("app.txt", "feature A\n", "feature A")
-    return r
+    return r.path
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch, _repo_template) -> Repo:
+    """main with one commit, develop branched from it with one more commit; develop checked out (a copy of
+    the session's template: the test may commit, branch and merge in it freely)."""
+    for var in ("GITHUB_REF", "GITHUB_SHA"):
+        monkeypatch.delenv(var, raising=False)
+    path = tmp_path / "repo"
+    shutil.copytree(_repo_template, path, symlinks=True)
+    return Repo.existing(path)
 
 
 def context(env, repo: Repo, image: str | None = None, aws: Aws | None = None, **kwargs) -> Context:

@@ -121,8 +121,9 @@ def test_the_image_start_command_serves_readyz_on_a_fresh_database(fresh_databas
         for proc, url in procs:
             assert _ready(proc, url) == 200
     finally:
-        for proc, _ in procs:
+        for proc, _ in procs:  # both stop at once (each takes its graceful moment)
             proc.terminate()
+        for proc, _ in procs:
             try:
                 outputs.append(proc.communicate(timeout=30)[0])
             except subprocess.TimeoutExpired:

@@ -3,6 +3,7 @@ as staging would run it, and against a deliberately wrong server (pytest-httpser
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 import pytest
@@ -31,7 +32,7 @@ def staging_server(migrated_url):
     )
     server = LiveServer(env).start()
     yield server
-    server.stop()
+    server.kill()
     truncate_all(migrated_url)
 
 
@@ -73,10 +74,14 @@ def test_nothing_listening_fails_every_check():
     assert all(not c.ok and "did not answer" in c.reason for c in checks)
 
 
-def test_the_smoke_command_prints_pass_lines(staging_server, staging, capsys):
+def test_the_smoke_command_prints_pass_lines(staging_server, staging, capsys, monkeypatch):
     from scripts.release.cli import smoke_command
 
+    # The command's own retry policy (3 attempts, 2 s apart), with the waits recorded instead of slept.
+    sleeps: list[float] = []
+    monkeypatch.setattr(smoke, "run", functools.partial(smoke.run, sleep=sleeps.append))
     assert smoke_command(staging, staging_server.url, DIGEST, aws=None) == 0
+    assert sleeps == []
     assert capsys.readouterr().out.splitlines() == [
         "PASS healthz",
         "PASS readyz",
@@ -85,3 +90,4 @@ def test_the_smoke_command_prints_pass_lines(staging_server, staging, capsys):
         "PASS garbage-bearer-token",
     ]
     assert smoke_command(staging, staging_server.url, digest_of("other"), aws=None) == 1
+    assert sleeps == [2.0, 2.0]  # the wrong digest was asked three times before it failed
