@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,18 @@ def all_migrations() -> list[str]:
     return sorted(p.stem for p in db.MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
+class _Announced(logging.Handler):
+    """Set once mv_os.db logs that it is waiting for the migration lock."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waiting for the migration lock" in record.getMessage():
+            self.event.set()
+
+
 def test_migrate_waits_for_the_advisory_lock(fresh_db):
     app = create_app(Settings(database_url=fresh_db))
     holder = psycopg.connect(fresh_db, autocommit=True)
@@ -117,9 +130,19 @@ def test_migrate_waits_for_the_advisory_lock(fresh_db):
             except Exception as exc:  # noqa: BLE001 - reported below
                 result["error"] = exc
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    time.sleep(1.0)
+    logger = logging.getLogger("mv_os.db")
+    announced, level = _Announced(), logger.level
+    logger.addHandler(announced)
+    logger.setLevel(logging.INFO)
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        # It found the lock taken and said so; after another 0.2 s retry it is still waiting.
+        assert announced.event.wait(timeout=30), "migrate did not wait for the lock"
+        time.sleep(0.3)
+    finally:
+        logger.removeHandler(announced)
+        logger.setLevel(level)
     # While another instance holds the lock, nothing is applied.
     tables = holder.execute("SELECT to_regclass('public.schema_migration')").fetchone()[0]
     assert tables is None

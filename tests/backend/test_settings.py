@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -174,8 +175,9 @@ def test_entry_points_exit_with_one_line_naming_the_variable(migrated_url, overr
         [sys.executable, "-m", "flask", "--app", "mv_os", "migrate"],
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "mv_os:create_app()"],
     ]
-    for cmd in commands:
-        result = _run(cmd, env)
+    with ThreadPoolExecutor(len(commands)) as pool:  # both at once: each is a Python start-up
+        results = list(pool.map(lambda cmd: _run(cmd, env), commands))
+    for cmd, result in zip(commands, results, strict=True):
         assert result.returncode != 0, cmd
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, (cmd, result.stderr)
