@@ -17,8 +17,13 @@ from mv_os.models import User
 
 ISSUER = "mv-os"
 ALGORITHMS = ["HS256"]  # hard-coded: never taken from the token header
-# Checked against when the email is unknown, so a wrong email costs the same time as a wrong password.
-_DUMMY_HASH = generate_password_hash("mv-os-timing-equalizer", method="scrypt")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so a wrong email costs the same time as a wrong password.
+    Made on first use (0.1 s of CPU), not at import: every worker and CLI process would pay it otherwise."""
+    return generate_password_hash("mv-os-timing-equalizer", method="scrypt")
 
 
 def hash_password(password: str) -> str:
@@ -32,7 +37,7 @@ def normalize_email(email: str) -> str:
 def authenticate(email: str, password: str) -> User | None:
     user = User.get_or_none(User.email == normalize_email(email))
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 

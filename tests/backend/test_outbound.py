@@ -186,7 +186,7 @@ def test_staging_sends_through_the_whatsapp_adapter_to_meta(settings, user, conv
         refused = requests.post(url, json={"text": "too late"}, headers=headers, timeout=10)
         unavailable = requests.post(url, json={"text": "busy"}, headers=headers, timeout=10)
     finally:
-        log = server.stop()
+        log = server.kill()
     # Staging logs JSON lines only: the app's and gunicorn's own ("Booting worker", "Handling signal").
     lines = [json.loads(line) for line in log.splitlines() if line.strip()]
     assert any(line["message"].startswith("Booting worker") for line in lines), log[:2000]

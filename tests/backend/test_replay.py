@@ -22,7 +22,7 @@ def live_server(migrated_url):
     """One gunicorn for the module (the shared fixture starts one per test); emptied after each test."""
     server = LiveServer(backend_env(migrated_url)).start()
     yield server
-    server.stop()
+    server.kill()
 
 
 @pytest.fixture(autouse=True)

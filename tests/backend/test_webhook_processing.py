@@ -74,7 +74,7 @@ def test_a_payload_left_unprocessed_is_processed_when_a_server_starts(migrated_u
     try:
         wait_processed(migrated_url, timeout=20)  # no webhook arrives: the workers' processors find it
     finally:
-        server.stop()
+        server.kill()
     try:
         assert scalar(migrated_url, "SELECT text FROM messages").startswith("Grüße!")
     finally:

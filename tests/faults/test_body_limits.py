@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def server(migrated_url):
     live = LiveServer(backend_env(migrated_url)).start()
     yield live
-    live.stop()
+    live.kill()
     truncate_all(migrated_url)
 
 

@@ -58,7 +58,7 @@ def test_postgres_crash_mid_load_answers_503_never_200_and_replay_stores_each_me
         replayed = [post(server.url, d) for d in deliveries]
         wait_processed(url, timeout=30)  # the processor stores what was archived (it retried during the outage)
     finally:
-        log = server.stop()
+        log = server.kill()
     assert replayed == [200] * len(deliveries), log[-3000:]
 
     stored = stored_wamids(url, "outage")

@@ -43,7 +43,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_loses_no_acknowledge
         try:
             wait_processed(migrated_url, timeout=30)
         finally:
-            successor.stop()
+            successor.kill()
         acknowledged = {w for d in answered for w in d.wamids}
         stored = stored_wamids(migrated_url, "sigterm")
         assert acknowledged <= stored.keys(), f"{len(acknowledged - stored.keys())} acknowledged messages missing"

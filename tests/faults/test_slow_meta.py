@@ -135,6 +135,6 @@ def test_hanging_meta_times_out_to_503_within_the_bound_and_frees_every_worker(s
         assert time.monotonic() - started < 3
     finally:
         meta.close()
-        server.stop()
+        server.kill()
     with db.database.connection_context():
         assert Message.select().count() == 0  # nothing unsent is shown as sent
