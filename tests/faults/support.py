@@ -71,6 +71,17 @@ class Load:
                 session = requests.Session()
                 time.sleep(0.02)
 
+    def wait_for(self, predicate, timeout: float = 10.0) -> None:
+        """Poll (every 10 ms) until `predicate(deliveries so far)` holds; fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                snapshot = list(self.deliveries)
+            if predicate(snapshot):
+                return
+            assert time.monotonic() < deadline, f"load condition not reached in {timeout}s"
+            time.sleep(0.01)
+
     def start(self) -> Load:
         for w in self._workers:
             w.start()

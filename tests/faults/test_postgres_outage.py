@@ -6,6 +6,7 @@ immediate` while gunicorn takes webhooks, then started again."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -36,10 +37,10 @@ def test_postgres_crash_mid_load_answers_503_never_200_and_replay_stores_each_me
     server = LiveServer(backend_env(url)).start()
     try:
         load = Load(server.url, "outage", threads=4).start()
-        time.sleep(0.6)
+        load.wait_for(lambda ds: sum(d.status == 200 for d in ds) >= 40)  # acknowledged before the crash
         postgres.crash()
         down_since = time.monotonic()
-        time.sleep(0.6)
+        load.wait_for(lambda ds: sum(d.started > down_since and d.status is not None for d in ds) >= 20)
         deliveries = load.stop()
 
         during = [d for d in deliveries if d.started > down_since]
@@ -55,7 +56,8 @@ def test_postgres_crash_mid_load_answers_503_never_200_and_replay_stores_each_me
         missing = {digest(d) for d in deliveries if d.status == 200} - archived_digests(url)
         assert not missing, f"{len(missing)} acknowledged bodies were lost in the crash"
         # Meta delivers again what was not acknowledged; and re-delivers some of what was (it may).
-        replayed = [post(server.url, d) for d in deliveries]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            replayed = list(pool.map(lambda d: post(server.url, d), deliveries))
         wait_processed(url, timeout=30)  # the processor stores what was archived (it retried during the outage)
     finally:
         log = server.kill()

@@ -22,7 +22,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_loses_no_acknowledge
     server = LiveServer(backend_env(migrated_url, GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL))).start()
     try:
         load = Load(server.url, "sigterm", threads=8, per_post=20).start()
-        time.sleep(0.6)
+        load.wait_for(lambda ds: sum(d.status == 200 for d in ds) >= 24)  # in full swing
         server.proc.send_signal(signal.SIGTERM)
         term_at = time.monotonic()
         server.proc.wait(timeout=GRACEFUL + 5)
