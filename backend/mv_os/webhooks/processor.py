@@ -35,7 +35,7 @@ from mv_os.webhooks.ingest import store_payloads
 
 log = logging.getLogger("mv_os.webhooks.processor")
 
-QUIET = 0.02  # seconds without a new webhook before processing starts
+QUIET = 0.1  # seconds without a new webhook before processing starts (the inbox is polled every few seconds)
 MAX_DEFER = 1.0  # ... but never wait longer than this while webhooks keep coming (one batch per second in a storm)
 IDLE_POLL = 5.0  # look for work left by other processes (or a crash) this often
 BATCH_PAYLOADS = 256
