@@ -8,9 +8,10 @@ rest, in batches, so a burst is absorbed at the speed of one INSERT and processe
   `post_worker_init`) or by the first webhook.  Several processors share the queue safely: a batch is claimed
   with `FOR UPDATE SKIP LOCKED` and marked processed in the same transaction as its rows, so a payload is
   processed once, and a processor that dies mid-batch (crash, SIGKILL) leaves its batch to the next one.
-- It yields to requests: after a webhook arrives it waits until the process has been quiet for QUIET seconds,
-  but never more than MAX_DEFER, so under a storm it still takes a batch every MAX_DEFER.  Latency to the
-  inbox when traffic is light: about QUIET.
+- It yields to requests: when webhooks arrive faster than STORM_RATE per second it waits until the process
+  has had no webhook for QUIET seconds, but never more than MAX_DEFER, so under a storm it still takes a batch
+  every MAX_DEFER and the backlog is processed when the burst ends.  Otherwise it starts after CALM_QUIET:
+  latency to the inbox when traffic is light is a few milliseconds.
 - A batch is up to BATCH_PAYLOADS payloads and BATCH_BYTES bytes (at least one payload), stored with
   `ingest.store_payloads` in one transaction.  If a batch fails, each payload is retried on its own; one that
   still fails is marked processed with `processing_error` (kept for a replay after a fix) so it cannot block
@@ -35,7 +36,9 @@ from mv_os.webhooks.ingest import store_payloads
 
 log = logging.getLogger("mv_os.webhooks.processor")
 
-QUIET = 0.1  # seconds without a new webhook before processing starts (the inbox is polled every few seconds)
+QUIET = 0.1  # in a storm: seconds without a new webhook before processing starts
+CALM_QUIET = 0.005  # otherwise (a message reaches the inbox at once)
+STORM_RATE = 50.0  # webhooks per second in this process above which it is a storm
 MAX_DEFER = 1.0  # ... but never wait longer than this while webhooks keep coming (one batch per second in a storm)
 IDLE_POLL = 5.0  # look for work left by other processes (or a crash) this often
 BATCH_PAYLOADS = 256
@@ -168,6 +171,8 @@ class Processor:
         self.autostart = True  # `arrived()` starts the thread; the test suite turns this off for in-process apps
         self.default_phone_number_id = ""
         self.last_arrival = 0.0
+        self.arrivals = 0  # webhooks archived by this process (the arrival rate tells a storm from calm)
+        self._rate_mark = (0, time.monotonic())
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -194,6 +199,7 @@ class Processor:
         if self.autostart:
             self.ensure_started(default_phone_number_id)
         self.last_arrival = time.monotonic()
+        self.arrivals += 1
         self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -204,9 +210,14 @@ class Processor:
             self._thread.join(timeout)
 
     def _yield_to_requests(self) -> None:
-        deadline = time.monotonic() + MAX_DEFER
-        while not self._stopping and time.monotonic() - self.last_arrival < QUIET and time.monotonic() < deadline:
-            time.sleep(QUIET)
+        now = time.monotonic()
+        count, since = self._rate_mark
+        rate = (self.arrivals - count) / max(now - since, 1e-3)
+        self._rate_mark = (self.arrivals, now)
+        quiet = QUIET if rate > STORM_RATE else CALM_QUIET
+        deadline = now + MAX_DEFER
+        while not self._stopping and time.monotonic() - self.last_arrival < quiet and time.monotonic() < deadline:
+            time.sleep(quiet)
 
     def _run(self) -> None:
         backoff = 0.0
