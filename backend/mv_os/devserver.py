@@ -84,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         return _run_gunicorn(port)
     from mv_os import create_app
 
-    create_app().run(host="127.0.0.1", port=port, debug=False, use_reloader=not args.no_reload)
+    app = create_app()
+    if args.no_reload or os.environ.get("WERKZEUG_RUN_MAIN") == "true":  # the process that serves
+        # The webhook processor starts now, not at the first webhook: a backlog left by the last session is
+        # processed at once (gunicorn's workers do the same in gunicorn.conf.py's post_worker_init).
+        app.extensions["webhook_processor"].ensure_started(app.config["SETTINGS"].whatsapp_phone_number_id)
+    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=not args.no_reload)
     return 0
 
 
