@@ -66,8 +66,8 @@ def test_a_payload_left_unprocessed_is_processed_when_a_server_starts(migrated_u
     body = fixture("inbound_text.json")
     with psycopg.connect(migrated_url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
-            "VALUES (%s, %s, %s, 1, now(), now())",
+            "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
+            "processed_at) VALUES (%s, %s, %s, 1, now(), now(), NULL)",
             (hashlib.sha256(body).hexdigest(), body, len(body)),
         )
     server = LiveServer(backend_env(migrated_url)).start()
@@ -87,8 +87,8 @@ def test_a_payload_that_cannot_be_processed_is_kept_and_does_not_block_the_queue
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         for body in (broken, good):
             conn.execute(
-                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
-                "VALUES (%s, %s, %s, 1, now(), now())",
+                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
+                "processed_at) VALUES (%s, %s, %s, 1, now(), now(), NULL)",
                 (hashlib.sha256(body).hexdigest(), body, len(body)),
             )
     with app.app_context():
@@ -113,8 +113,8 @@ def test_several_processors_draining_one_queue_store_each_message_once(app, sett
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         for d in deliveries:
             conn.execute(
-                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
-                "VALUES (%s, %s, %s, 1, now(), now())",
+                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
+                "processed_at) VALUES (%s, %s, %s, 1, now(), now(), NULL)",
                 (hashlib.sha256(d.body).hexdigest(), d.body, len(d.body)),
             )
 
@@ -137,8 +137,8 @@ def test_operators_see_the_queue_and_can_retry_failed_payloads(app, settings):
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         for body in (broken, good):
             conn.execute(
-                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
-                "VALUES (%s, %s, %s, 1, now() - interval '90 seconds', now())",
+                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
+                "processed_at) VALUES (%s, %s, %s, 1, now() - interval '90 seconds', now(), NULL)",
                 (hashlib.sha256(body).hexdigest(), body, len(body)),
             )
     cli = app.test_cli_runner()
@@ -154,3 +154,19 @@ def test_operators_see_the_queue_and_can_retry_failed_payloads(app, settings):
     assert cli.invoke(args=["webhooks", "status"]).output.startswith("queued: 1 ")
     cli.invoke(args=["webhooks", "process"])
     assert scalar(settings.database_url, "SELECT count(*) FROM messages") == 1
+
+
+def test_a_row_written_by_the_previous_version_is_not_processed_again(app, settings):
+    """Rollback safety: the synchronous version (before migration 0003) ingests before it archives and does not
+    know `processed_at`; its rows take the column's default (now()) and a roll forward leaves them alone."""
+    body = fixture("errors_only.json")  # errors[] are stored as plain events: processing twice would duplicate
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
+            "VALUES (%s, %s, %s, 1, now(), now())",
+            (hashlib.sha256(body).hexdigest(), body, len(body)),
+        )
+    with app.app_context():
+        processor.drain(settings.whatsapp_phone_number_id)
+    assert scalar(settings.database_url, "SELECT processed_at IS NOT NULL FROM webhook_payloads") is True
+    assert scalar(settings.database_url, "SELECT count(*) FROM webhook_events") == 0

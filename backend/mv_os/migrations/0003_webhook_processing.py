@@ -6,13 +6,15 @@ per group commit); `mv_os.webhooks.processor` turns archived payloads into rows 
   does not block the queue, and can be replayed after a fix);
 - a partial index on the unprocessed ids: the processor's queue scan stays O(backlog), not O(archive).
 
-Payloads archived before this migration were ingested synchronously, so they count as processed."""
+`processed_at` defaults to now(): rows written by the previous version (which ingests synchronously and does not
+know the column) count as processed, so a rollback to it and a roll forward again never process them twice.
+The new intake inserts NULL explicitly.  Existing rows get the time of the migration (a constant default: no
+table rewrite)."""
 
 
 def up(migrator, db):
-    db.execute_sql("ALTER TABLE webhook_payloads ADD COLUMN processed_at timestamptz NULL")
+    db.execute_sql("ALTER TABLE webhook_payloads ADD COLUMN processed_at timestamptz NULL DEFAULT now()")
     db.execute_sql("ALTER TABLE webhook_payloads ADD COLUMN processing_error text NULL")
-    db.execute_sql("UPDATE webhook_payloads SET processed_at = last_received_at")
     db.execute_sql("CREATE INDEX webhook_payloads_unprocessed ON webhook_payloads (id) WHERE processed_at IS NULL")
 
 

@@ -49,12 +49,13 @@ def insert_sql(rows: int) -> bytes:
     """The group INSERT for `rows` distinct bodies: $1 is the time, then (sha256, body, deliveries) per row."""
     values = ", ".join(
         f"(${3 * i + 2}::text, ${3 * i + 3}::bytea, length(${3 * i + 3}::bytea), ${3 * i + 4}::int, "
-        "$1::timestamptz, $1::timestamptz)"
+        "$1::timestamptz, $1::timestamptz, NULL)"
         for i in range(rows)
     )
     # Only numbered placeholders go into the text (built from an int): no data, nothing to inject.
     return (
-        "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "  # noqa: S608
+        "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "  # noqa: S608
+        "processed_at) "
         f"VALUES {values} "
         "ON CONFLICT (sha256) DO UPDATE SET deliveries = webhook_payloads.deliveries + EXCLUDED.deliveries, "
         "last_received_at = EXCLUDED.last_received_at "
