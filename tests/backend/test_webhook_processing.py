@@ -21,6 +21,21 @@ from tests.conftest import LiveServer, backend_env, truncate_all
 from tests.faults.support import make_delivery, stored_wamids
 
 
+def queue_raw(url: str, *bodies: bytes, age_s: int = 0, processed_default: bool = False) -> None:
+    """Put bodies in the archive directly, as the intake does (processed_at NULL: queued), or as the previous,
+    synchronous version does (`processed_default`: the column is not named, so its default applies)."""
+    columns = "sha256, body, size, deliveries, first_received_at, last_received_at"
+    values = "%s, %s, %s, 1, now() - make_interval(secs => %s), now()"
+    if not processed_default:
+        columns, values = columns + ", processed_at", values + ", NULL"
+    with psycopg.connect(url, autocommit=True) as conn:
+        for body in bodies:
+            conn.execute(
+                f"INSERT INTO webhook_payloads ({columns}) VALUES ({values})",  # noqa: S608 - fixed column lists
+                (hashlib.sha256(body).hexdigest(), body, len(body), age_s),
+            )
+
+
 @pytest.mark.parametrize("max_group", [64, 4], ids=["one-group-fits-all", "groups-of-at-most-4"])
 def test_concurrent_bodies_share_commits_and_each_gets_its_own_answer(app, settings, monkeypatch, max_group):
     monkeypatch.setattr(intake, "MAX_GROUP", max_group)
@@ -64,12 +79,7 @@ def test_concurrent_bodies_share_commits_and_each_gets_its_own_answer(app, setti
 def test_a_payload_left_unprocessed_is_processed_when_a_server_starts(migrated_url):
     """As after a crash or a deploy: the body was archived (and acknowledged), its processing never ran."""
     body = fixture("inbound_text.json")
-    with psycopg.connect(migrated_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
-            "processed_at) VALUES (%s, %s, %s, 1, now(), now(), NULL)",
-            (hashlib.sha256(body).hexdigest(), body, len(body)),
-        )
+    queue_raw(migrated_url, body)
     server = LiveServer(backend_env(migrated_url)).start()
     try:
         wait_processed(migrated_url, timeout=20)  # no webhook arrives: the workers' processors find it
@@ -84,13 +94,7 @@ def test_a_payload_left_unprocessed_is_processed_when_a_server_starts(migrated_u
 def test_a_payload_that_cannot_be_processed_is_kept_and_does_not_block_the_queue(app, settings, caplog):
     good = fixture("inbound_text.json")
     broken = b'{"entry": [truncated'  # never accepted by the request path; stands for any processing failure
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        for body in (broken, good):
-            conn.execute(
-                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
-                "processed_at) VALUES (%s, %s, %s, 1, now(), now(), NULL)",
-                (hashlib.sha256(body).hexdigest(), body, len(body)),
-            )
+    queue_raw(settings.database_url, broken, good)
     with app.app_context():
         processor.drain(settings.whatsapp_phone_number_id)
     [(error, processed)] = rows(
@@ -110,13 +114,7 @@ def test_a_payload_that_cannot_be_processed_is_kept_and_does_not_block_the_queue
 @pytest.mark.parametrize("processors", [3])
 def test_several_processors_draining_one_queue_store_each_message_once(app, settings, processors):
     deliveries = [make_delivery("many", w, seq, per_post=5) for w in range(4) for seq in range(40)]
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        for d in deliveries:
-            conn.execute(
-                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
-                "processed_at) VALUES (%s, %s, %s, 1, now(), now(), NULL)",
-                (hashlib.sha256(d.body).hexdigest(), d.body, len(d.body)),
-            )
+    queue_raw(settings.database_url, *(d.body for d in deliveries))
 
     def drain(_):
         with app.app_context():
@@ -134,13 +132,7 @@ def test_several_processors_draining_one_queue_store_each_message_once(app, sett
 def test_operators_see_the_queue_and_can_retry_failed_payloads(app, settings):
     """`flask webhooks status | process | retry-failed` (the runbook in docs/messaging.md)."""
     broken, good = b'{"entry": [', fixture("inbound_text.json")
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        for body in (broken, good):
-            conn.execute(
-                "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at, "
-                "processed_at) VALUES (%s, %s, %s, 1, now() - interval '90 seconds', now(), NULL)",
-                (hashlib.sha256(body).hexdigest(), body, len(body)),
-            )
+    queue_raw(settings.database_url, broken, good, age_s=90)
     cli = app.test_cli_runner()
     status = cli.invoke(args=["webhooks", "status"])
     assert status.exit_code == 0 and status.output.startswith("queued: 2 (oldest 9"), status.output
@@ -160,12 +152,7 @@ def test_a_row_written_by_the_previous_version_is_not_processed_again(app, setti
     """Rollback safety: the synchronous version (before migration 0003) ingests before it archives and does not
     know `processed_at`; its rows take the column's default (now()) and a roll forward leaves them alone."""
     body = fixture("errors_only.json")  # errors[] are stored as plain events: processing twice would duplicate
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO webhook_payloads (sha256, body, size, deliveries, first_received_at, last_received_at) "
-            "VALUES (%s, %s, %s, 1, now(), now())",
-            (hashlib.sha256(body).hexdigest(), body, len(body)),
-        )
+    queue_raw(settings.database_url, body, processed_default=True)
     with app.app_context():
         processor.drain(settings.whatsapp_phone_number_id)
     assert scalar(settings.database_url, "SELECT processed_at IS NOT NULL FROM webhook_payloads") is True

@@ -55,8 +55,8 @@ _TEXT_PATHS = {
 
 @dataclass
 class IngestResult:
-    payload_id: int
-    duplicate: bool = False
+    """What a batch stored, for the processor's log line."""
+
     counts: dict = field(default_factory=lambda: dict.fromkeys(("messages", "statuses", "errors", "other"), 0))
 
 
@@ -186,7 +186,7 @@ def store_payloads(payloads: list[tuple[int, dict]], *, default_phone_number_id:
     arrival order, inside the caller's transaction.  Set-based across payloads: a batch of 200 payloads costs
     about the same statements as one (all locks in one query, contacts in one SELECT + one INSERT, messages
     and conversations in one statement per business phone number); receipts cost a few statements each."""
-    result = IngestResult(payload_id=payloads[-1][0] if payloads else 0)
+    result = IngestResult()
     parsed = [(payload_id, changes_of(payload)) for payload_id, payload in payloads]
     _lock([key for _, changes in parsed for key in _keys_for(changes)])
 
