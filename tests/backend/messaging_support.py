@@ -43,10 +43,11 @@ def wait_processed(url: str, timeout: float = 15.0) -> None:
     """Wait until the webhook processor has stored every archived payload (a 200 means "archived"; the
     messages reach the inbox moments later)."""
     deadline = time.monotonic() + timeout
-    while scalar(url, "SELECT count(*) FROM webhook_payloads WHERE processed_at IS NULL"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"webhook payloads still unprocessed after {timeout:.0f}s")
-        time.sleep(0.02)
+    with psycopg.connect(url, autocommit=True) as conn:  # one connection for the whole wait
+        while conn.execute("SELECT count(*) FROM webhook_payloads WHERE processed_at IS NULL").fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"webhook payloads still unprocessed after {timeout:.0f}s")
+            time.sleep(0.01)
 
 
 def status_payload(wamid: str, status: str, timestamp: int = 1764080500, errors: list | None = None) -> bytes:
