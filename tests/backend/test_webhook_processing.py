@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from mv_os.webhooks import intake, processor
-from tests.backend.messaging_support import fixture, rows, scalar, wait_processed
+from tests.backend.messaging_support import fixture, outbound_message, rows, scalar, status_payload, wait_processed
 from tests.conftest import LiveServer, backend_env, truncate_all
 from tests.faults.support import make_delivery, stored_wamids
 
@@ -157,3 +157,23 @@ def test_a_row_written_by_the_previous_version_is_not_processed_again(app, setti
         processor.drain(settings.whatsapp_phone_number_id)
     assert scalar(settings.database_url, "SELECT processed_at IS NOT NULL FROM webhook_payloads") is True
     assert scalar(settings.database_url, "SELECT count(*) FROM webhook_events") == 0
+
+
+def test_receipts_for_many_messages_in_one_batch_end_at_each_ones_highest_status(app, settings):
+    """Receipts are stored set-based (one INSERT, one UPDATE per batch): order inside the batch must not matter."""
+    wamids = [f"wamid.batch.{i}" for i in range(6)]
+    for wamid in wamids:
+        outbound_message(settings.database_url, wamid)
+    bodies = [status_payload(w, s, 1764080500 + n) for n, s in enumerate(("read", "sent", "delivered")) for w in wamids]
+    bodies.append(status_payload(wamids[0], "failed", errors=[{"code": 131026, "title": "Message undeliverable"}]))
+    bodies.append(status_payload(wamids[1], "sent", 1764080999))  # a late, lower receipt in different bytes
+    queue_raw(settings.database_url, *bodies)
+    with app.app_context():
+        assert processor.process_batch(settings.whatsapp_phone_number_id) == len(bodies)  # one batch
+    final = dict(rows(settings.database_url, "SELECT wamid, status FROM messages WHERE wamid LIKE 'wamid.batch.%%'"))
+    assert final == {w: ("failed" if w == wamids[0] else "read") for w in wamids}
+    assert rows(
+        settings.database_url, "SELECT error_code, error_title FROM messages WHERE wamid = %s", (wamids[0],)
+    ) == [("131026", "Message undeliverable")]
+    # One receipt row per (wamid, status); the late duplicate "sent" is not stored twice.
+    assert scalar(settings.database_url, "SELECT count(*) FROM message_status_events") == 6 * 3 + 1

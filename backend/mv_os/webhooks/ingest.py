@@ -185,7 +185,7 @@ def store_payloads(payloads: list[tuple[int, dict]], *, default_phone_number_id:
     """Store the messages, receipts and other events of archived payloads [(payload id, parsed body)], in
     arrival order, inside the caller's transaction.  Set-based across payloads: a batch of 200 payloads costs
     about the same statements as one (all locks in one query, contacts in one SELECT + one INSERT, messages
-    and conversations in one statement per business phone number); receipts cost a few statements each."""
+    and conversations in one statement per business phone number, receipts in one INSERT and one UPDATE)."""
     result = IngestResult()
     parsed = [(payload_id, changes_of(payload)) for payload_id, payload in payloads]
     _lock([key for _, changes in parsed for key in _keys_for(changes)])
@@ -207,11 +207,13 @@ def store_payloads(payloads: list[tuple[int, dict]], *, default_phone_number_id:
         _store_inbound_many(inbound, phone_number_id, resolve)
         result.counts["messages"] += len(inbound)
 
+    receipts = []
     for kind, payload_id, *rest in later:
         if kind == "status":
             s, phone_number_id = rest
-            if _store_status(as_dict(s), payload_id):
-                result.counts["statuses"] += 1
+            receipt = _receipt(as_dict(s), payload_id)
+            if receipt is not None:
+                receipts.append(receipt)
             else:
                 _event(payload_id, "invalid_status", field="statuses", phone_number_id=phone_number_id, raw=s)
                 result.counts["other"] += 1
@@ -232,6 +234,9 @@ def store_payloads(payloads: list[tuple[int, dict]], *, default_phone_number_id:
             else:
                 _event(payload_id, event_kind, field=field_name, phone_number_id=phone_number_id, raw=raw)
                 result.counts["other"] += 1
+    if receipts:
+        _store_receipts(receipts)
+        result.counts["statuses"] += len(receipts)
     return result
 
 
@@ -426,24 +431,53 @@ def failure_reason(error: dict) -> str | None:
     return title or details
 
 
-def _store_status(s: dict, payload_id: int) -> bool:
+def _receipt(s: dict, payload_id: int) -> tuple | None:
+    """One `statuses[]` item as a message_status_events row, or None when it has no id or status."""
     wamid = text(s.get("id"), 256)
     status = text(s.get("status"), 32)
     if not wamid or not status:
-        return False
+        return None
     error = as_dict(next(iter(as_list(s.get("errors"))), None))
-    MessageStatusEvent.insert(
-        wamid=wamid,
-        status=status,
-        timestamp=parse_timestamp(s.get("timestamp")),
-        recipient_id=text(s.get("recipient_id"), 128) or text(s.get("recipient_user_id"), 128),
-        error_code=text(error.get("code"), 32),
-        error_title=failure_reason(error),
-        raw=clean(s),
-        payload=payload_id,
-    ).on_conflict_ignore().execute()
-    apply_status(wamid)
-    return True
+    return (
+        wamid,
+        status,
+        parse_timestamp(s.get("timestamp")),
+        text(s.get("recipient_id"), 128) or text(s.get("recipient_user_id"), 128),
+        text(error.get("code"), 32),
+        failure_reason(error),
+        clean_json(s),
+        payload_id,
+    )
+
+
+_RANKED = sorted(STATUS_RANK, key=STATUS_RANK.get)  # array_position() in SQL gives the same order
+
+
+def _store_receipts(receipts: list[tuple]) -> None:
+    """Every receipt of the batch in one INSERT (the first of each (wamid, status) wins, in arrival order), then
+    every affected outbound message moved up to its highest receipt in one UPDATE -- never down; `failed` keeps
+    its error.  The same rule as `apply_status`, for many wamids at once; the caller holds their locks."""
+    now = utcnow()
+    columns = list(zip(*receipts, strict=True))
+    database.execute_sql(
+        "INSERT INTO message_status_events (wamid, status, timestamp, recipient_id, error_code, error_title, raw, "
+        "payload_id, received_at) SELECT w, s, t, r, c, e, j::jsonb, p, %s "
+        "FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], "
+        "%b::bigint[]) WITH ORDINALITY AS u(w, s, t, r, c, e, j, p, i) ORDER BY i "
+        "ON CONFLICT (wamid, status) DO NOTHING",
+        (now, *(list(column) for column in columns)),
+    )
+    database.execute_sql(
+        "UPDATE messages AS m SET status = b.status, updated_at = %s, "
+        "error_code = CASE WHEN b.status = 'failed' THEN b.error_code ELSE m.error_code END, "
+        "error_title = CASE WHEN b.status = 'failed' THEN b.error_title ELSE m.error_title END "
+        "FROM (SELECT DISTINCT ON (e.wamid) e.wamid, e.status, e.error_code, e.error_title, "
+        "array_position(%b::text[], e.status) AS rank FROM message_status_events AS e "
+        "WHERE e.wamid = ANY(%b::text[]) AND e.status = ANY(%b::text[]) ORDER BY e.wamid, rank DESC) AS b "
+        "WHERE m.wamid = b.wamid AND m.direction = 'out' "
+        "AND b.rank > COALESCE(array_position(%b::text[], m.status::text), 0)",
+        (now, _RANKED, sorted(set(columns[0])), _RANKED, _RANKED),
+    )
 
 
 def apply_status(wamid: str) -> str | None:
