@@ -74,7 +74,7 @@ def register_cli(app: Flask) -> None:
         """Process every queued payload now (the servers' processors do this on their own)."""
         from mv_os.webhooks import processor
 
-        before = processor.queue_status()["queued"]
+        before = processor.pending()
         processor.drain(current_app.config["SETTINGS"].whatsapp_phone_number_id, timeout=timeout)
         click.echo(f"processed {before} queued payloads; queue empty")
 

@@ -30,8 +30,6 @@ from mv_os.models import (
     STATUS_RANK,
     Contact,
     Conversation,
-    Message,
-    MessageStatusEvent,
     WebhookEvent,
     utcnow,
 )
@@ -455,8 +453,7 @@ _RANKED = sorted(STATUS_RANK, key=STATUS_RANK.get)  # array_position() in SQL gi
 
 def _store_receipts(receipts: list[tuple]) -> None:
     """Every receipt of the batch in one INSERT (the first of each (wamid, status) wins, in arrival order), then
-    every affected outbound message moved up to its highest receipt in one UPDATE -- never down; `failed` keeps
-    its error.  The same rule as `apply_status`, for many wamids at once; the caller holds their locks."""
+    every affected outbound message moved up (`_promote`).  The caller holds the wamids' locks."""
     now = utcnow()
     columns = list(zip(*receipts, strict=True))
     database.execute_sql(
@@ -467,6 +464,12 @@ def _store_receipts(receipts: list[tuple]) -> None:
         "ON CONFLICT (wamid, status) DO NOTHING",
         (now, *(list(column) for column in columns)),
     )
+    _promote(sorted(set(columns[0])))
+
+
+def _promote(wamids: list[str]) -> None:
+    """Move each outbound message of `wamids` up to the highest receipt received so far, in one UPDATE: never
+    down (ranks of `models.STATUS_RANK`), and `failed` keeps its error code and title."""
     database.execute_sql(
         "UPDATE messages AS m SET status = b.status, updated_at = %s, "
         "error_code = CASE WHEN b.status = 'failed' THEN b.error_code ELSE m.error_code END, "
@@ -476,27 +479,12 @@ def _store_receipts(receipts: list[tuple]) -> None:
         "WHERE e.wamid = ANY(%b::text[]) AND e.status = ANY(%b::text[]) ORDER BY e.wamid, rank DESC) AS b "
         "WHERE m.wamid = b.wamid AND m.direction = 'out' "
         "AND b.rank > COALESCE(array_position(%b::text[], m.status::text), 0)",
-        (now, _RANKED, sorted(set(columns[0])), _RANKED, _RANKED),
+        (utcnow(), _RANKED, wamids, _RANKED, _RANKED),
     )
 
 
-def apply_status(wamid: str) -> str | None:
-    """Move an outbound message's status up to the highest receipt received so far (never down).
-    Call inside a transaction; takes the wamid's advisory lock.  Returns the status now stored."""
+def apply_status(wamid: str) -> None:
+    """Apply the receipts received so far to the outbound message `wamid` (the send path, after its insert: a
+    receipt can race ahead of the send's commit).  Call inside a transaction; takes the wamid's lock."""
     lock_wamid(wamid)
-    message = Message.select().where((Message.wamid == wamid) & (Message.direction == "out")).for_update().first()
-    if message is None:
-        return None
-    best = None
-    for event in MessageStatusEvent.select().where(MessageStatusEvent.wamid == wamid):
-        if event.status in STATUS_RANK and (best is None or STATUS_RANK[event.status] > STATUS_RANK[best.status]):
-            best = event
-    if best is None or STATUS_RANK[best.status] <= STATUS_RANK.get(message.status, -1):
-        return message.status
-    message.status = best.status
-    if best.status == "failed":
-        message.error_code = best.error_code
-        message.error_title = best.error_title
-    message.updated_at = utcnow()
-    message.save()
-    return message.status
+    _promote([wamid])
