@@ -23,9 +23,28 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def error_body(code: str, message: str, **extra) -> dict:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
 def error_response(status: int, code: str, message: str, **extra):
-    body = {"error": {"code": code, "message": message, **extra}}
-    return jsonify(body), status
+    return jsonify(error_body(code, message, **extra)), status
+
+
+def database_unavailable(exc: Exception) -> ApiError:
+    """A database error that means "not now" (down, restarting, every pooled connection busy): 503, so the
+    caller (Meta, the inbox) tries again.  Logged with the exception's type only: its text may hold the URL."""
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return ApiError(503, "database_unavailable", "The database is unavailable; try again shortly.")
+
+
+def internal_error(exc: Exception) -> ApiError:
+    log.exception("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    return ApiError(500, "internal_error", "Something went wrong on our side.")
+
+
+# What `database_unavailable` answers for (peewee's errors; psycopg's are wrapped in them).
+UNAVAILABLE = (OperationalError, InterfaceError, MaxConnectionsExceeded)
 
 
 def _code_for(exc: HTTPException) -> str:
@@ -50,10 +69,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(InterfaceError)
     @app.errorhandler(MaxConnectionsExceeded)  # every pooled connection busy for the pool timeout
     def _db_unavailable(exc: Exception):
-        log.warning("database unavailable: %s", type(exc).__name__)
-        return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
+        return _api_error(database_unavailable(exc))
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception):
-        log.exception("unhandled error: %s", type(exc).__name__)
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        return _api_error(internal_error(exc))

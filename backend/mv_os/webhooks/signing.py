@@ -5,7 +5,6 @@ JSON would hash differently."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 
@@ -14,7 +13,7 @@ PREFIX = "sha256="
 
 
 def sign(secret: str, body: bytes) -> str:
-    return PREFIX + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return PREFIX + hmac.digest(secret.encode("utf-8"), body, "sha256").hex()
 
 
 def verify(secret: str, body: bytes, header: str) -> bool:

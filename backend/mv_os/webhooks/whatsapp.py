@@ -20,7 +20,6 @@ import json
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from mv_os.errors import ApiError
@@ -67,10 +66,16 @@ def _read_body(limit: int) -> bytes:
 
 @bp.post("/whatsapp")
 def receive():
+    """The Flask route serves what the fast path (`fastpath.py`) hands on: chunked bodies and bodies declared
+    over the limit; everything else has been answered before Flask sees it, by the same `accept()`."""
     settings = current_app.config["SETTINGS"]
     body = _read_body(current_app.config["MAX_CONTENT_LENGTH"])
+    return accepted(accept(settings, body, request.headers.get(HEADER)))
 
-    signature = request.headers.get(HEADER)
+
+def accept(settings, body: bytes, signature: str | None) -> intake.Archived:
+    """Steps 2-4 for a body already read: signature, JSON, archive.  Raises ApiError (401/403/400) or a database
+    error (-> 503); returns only after the body is committed."""
     if not signature:
         raise ApiError(401, "signature_missing", f"The {HEADER} header is required.")
     if not verify(settings.whatsapp_app_secret, body, signature):
@@ -84,11 +89,12 @@ def receive():
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_payload", "The webhook body must be a JSON object.")
 
-    try:
-        archived = intake.archive(body)
-    except MaxConnectionsExceeded:  # every pooled connection busy: like an outage, Meta should come back
-        raise ApiError(503, "database_unavailable", "The database is busy; try again shortly.") from None
+    archived = intake.archive(body)
     # Committed: only now may Meta consider this delivery done.  The messages follow in the inbox shortly.
     processor.shared.arrived(settings.whatsapp_phone_number_id)
     log.debug("webhook %s: payload %d", "duplicate" if archived.duplicate else "archived", archived.payload_id)
+    return archived
+
+
+def accepted(archived: intake.Archived) -> dict:
     return {"status": "ok", "duplicate": archived.duplicate, "payload_id": archived.payload_id}

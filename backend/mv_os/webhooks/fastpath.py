@@ -1,0 +1,84 @@
+"""`POST /webhooks/whatsapp` answered in front of Flask: the hot path of a reply storm.
+
+Every Meta delivery is one POST, and at the rate of a storm Flask's own work per request (request and app
+contexts, URL matching, hooks, the response object: about 100 us of CPU on a 2-vCPU instance, a third of what
+the durable INSERT and the server cost together) decides how many webhooks an instance takes.  This WSGI
+middleware (installed by `create_app` as `app.wsgi_app`, so gunicorn, the dev server and the test client all go
+through it) answers the usual webhook itself with the very same steps and the same answers:
+
+- it reads a body that declares its Content-Length within the limit (the ordinary Meta delivery);
+- `whatsapp.accept()` -- the one implementation of signature -> JSON -> durable archive -- decides;
+- the answer is rendered by the app's own JSON provider, exactly as Flask would (status line, Content-Type,
+  body, X-Request-Id), and the access line is written by the same `access.log_request`;
+- errors get the same JSON error shape and log lines as Flask's error handlers (`errors.database_unavailable`,
+  `errors.internal_error`).
+
+Everything else goes to Flask unchanged: other paths and methods, chunked bodies (no Content-Length), bodies
+declared over MAX_CONTENT_LENGTH (Flask answers 413 before reading them), and a body cut short by the client
+(re-wrapped so werkzeug sees the same short stream and answers 400).  tests/backend/test_webhook_fastpath.py
+holds both paths to identical answers."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from werkzeug.http import HTTP_STATUS_CODES
+
+from mv_os import access
+from mv_os.errors import UNAVAILABLE, ApiError, database_unavailable, error_body, internal_error
+from mv_os.webhooks import whatsapp
+from mv_os.webhooks.signing import HEADER
+
+PATH = "/webhooks/whatsapp"
+_SIGNATURE_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
+
+
+class WebhookFastPath:
+    def __init__(self, app, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app  # Flask's own: everything this class does not answer
+        self.limit = app.config["MAX_CONTENT_LENGTH"]
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.wsgi_app(environ, start_response)
+        declared = environ.get("CONTENT_LENGTH") or ""
+        if not declared.isdigit() or int(declared) > self.limit:
+            return self.wsgi_app(environ, start_response)  # chunked or too large: Flask streams or refuses it
+        started = time.perf_counter()
+        length = int(declared)
+        body = environ["wsgi.input"].read(length) if length else b""
+        if len(body) != length:  # the client went away mid-body: let werkzeug answer it as it always does
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.wsgi_app(environ, start_response)
+
+        request_id = access.request_id(environ.get("HTTP_X_REQUEST_ID"))
+        settings = self.app.config["SETTINGS"]
+        try:
+            status, payload = 200, whatsapp.accepted(whatsapp.accept(settings, body, environ.get(_SIGNATURE_KEY)))
+        except ApiError as exc:
+            status, payload = exc.status, error_body(exc.code, exc.message, **exc.extra)
+        except UNAVAILABLE as exc:
+            error = database_unavailable(exc)
+            status, payload = error.status, error_body(error.code, error.message)
+        except Exception as exc:  # noqa: BLE001 - like Flask's last-resort handler: logged, 500, no detail
+            error = internal_error(exc)
+            status, payload = error.status, error_body(error.code, error.message)
+        out = self._render(payload)
+        start_response(
+            f"{status} {HTTP_STATUS_CODES[status].upper()}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(out))), ("X-Request-Id", request_id)],
+        )
+        access.log_request("POST", PATH, status, started, request_id)
+        return [out]
+
+    def _render(self, payload: dict) -> bytes:
+        """What `jsonify(payload)` would send: the app's JSON provider, compact unless Flask would indent."""
+        provider = self.app.json
+        compact = getattr(provider, "compact", None)
+        if (compact is None and self.app.debug) or compact is False:
+            text = provider.dumps(payload, indent=2)
+        else:
+            text = provider.dumps(payload, separators=(",", ":"))
+        return (text + "\n").encode()
