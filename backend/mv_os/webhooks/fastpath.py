@@ -38,13 +38,12 @@ class WebhookFastPath:
     def __init__(self, app, wsgi_app):
         self.app = app
         self.wsgi_app = wsgi_app  # Flask's own: everything this class does not answer
-        self.limit = app.config["MAX_CONTENT_LENGTH"]
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
             return self.wsgi_app(environ, start_response)
         declared = environ.get("CONTENT_LENGTH") or ""
-        if not declared.isdigit() or int(declared) > self.limit:
+        if not declared.isdigit() or int(declared) > self.app.config["MAX_CONTENT_LENGTH"]:
             return self.wsgi_app(environ, start_response)  # chunked or too large: Flask streams or refuses it
         started = time.perf_counter()
         length = int(declared)

@@ -11,6 +11,8 @@ POST -- in this order:
         4. archive the exact bytes (`intake`: one INSERT, group-committed with concurrent requests); 200 only
            after that commit.  Database unavailable -> 503, so Meta delivers again later (it retries for up to
            7 days).  The processor (`processor`) stores the messages and receipts moments later.
+        Steps 2-4 are `accept()`.  A POST with a Content-Length within the limit never reaches the Flask route:
+        `fastpath.py` answers it in front of Flask with the same `accept()` (and the same answers).
 """
 
 from __future__ import annotations
