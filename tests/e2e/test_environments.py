@@ -67,6 +67,7 @@ def test_production_is_quiet(page: Page, server):
     screenshot(page, "production-login")
 
 
+@pytest.mark.own_context  # page.clock applies to the whole browser context
 def test_an_unreachable_backend_shows_a_retrying_notice_then_recovers(page: Page, migrated_url: str):
     reset_database(migrated_url)
     server = start_server(server_env(migrated_url))
@@ -99,6 +100,7 @@ def test_an_unreachable_backend_shows_a_retrying_notice_then_recovers(page: Page
         server.kill()
 
 
+@pytest.mark.own_context  # page.clock applies to the whole browser context
 def test_a_backend_unreachable_at_start_is_retried_until_it_answers(page: Page, server):
     page.clock.install()  # the 2 s retry timer is moved on by the test instead of waited for
     page.route("**/config.json", lambda route: route.abort("connectionrefused"))

@@ -144,6 +144,7 @@ def test_a_token_the_server_calls_expired_goes_back_to_login(page: Page, server:
     assert page.evaluate("sessionStorage.length") == 0
 
 
+@pytest.mark.own_context  # page.clock applies to the whole browser context
 def test_an_open_inbox_returns_to_login_when_the_session_runs_out(page: Page, server: LiveServer):
     """Left open past the token's lifetime (expires_in from the login answer), the inbox does not keep
     polling with a dead token: it goes to the login screen by itself."""
