@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from mv_os.frontend import build_config
 from mv_os.settings import Environment, Settings
+from tests.conftest import LiveServer
 
 from .conftest import log_in, reset_database, screenshot, server_env, start_server
 
@@ -68,17 +69,17 @@ def test_production_is_quiet(page: Page, server):
 
 
 @pytest.mark.own_context  # page.clock applies to the whole browser context
-def test_an_unreachable_backend_shows_a_retrying_notice_then_recovers(page: Page, migrated_url: str):
-    reset_database(migrated_url)
-    server = start_server(server_env(migrated_url))
+def test_an_unreachable_backend_shows_a_retrying_notice_then_recovers(page: Page, server: LiveServer):
+    """The worker's shared gunicorn is killed and started again on the same port (the browser tests after this
+    one use the restarted server)."""
     # The page's timers run on Playwright's clock: real time until the backend is back, then the test moves
     # the clock on instead of sitting through the back-off (up to 5 s) and the 3 s "Connected again." note.
     page.clock.install()
+    log_in(page, server)
+    notice = page.locator("#connection-notice")
+    expect(notice).to_be_hidden()
+    server.kill()  # the backend vanishes
     try:
-        log_in(page, server)
-        notice = page.locator("#connection-notice")
-        expect(notice).to_be_hidden()
-        server.kill()  # the backend vanishes
         expect(notice).to_be_visible()
         expect(notice).to_have_attribute("role", "status")
         expect(notice).to_contain_text(re.compile(r"Cannot reach the MV-OS backend\. Retrying in \d+ s"))
@@ -88,16 +89,15 @@ def test_an_unreachable_backend_shows_a_retrying_notice_then_recovers(page: Page
         # Freeze the page's clock, so no retry can happen before the backend is back; then let the longest
         # back-off pass: the page must retry by itself (nobody presses "Retry now").
         page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.05)
-        server = start_server(server.env, port=server.port)
-        page.clock.run_for(5_000)  # Poller.retryDelay() caps at max(interval, 5 s)
-        expect(notice).to_have_text("Connected again.")
-        page.clock.run_for(3_000)
-        expect(notice).to_be_hidden()
-        # Still logged in: nothing was lost while the backend was away.
-        expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
     finally:
-        server.kill()
+        server.start()  # same port, same environment
+    page.clock.run_for(5_000)  # Poller.retryDelay() caps at max(interval, 5 s)
+    expect(notice).to_have_text("Connected again.")
+    page.clock.run_for(3_000)
+    expect(notice).to_be_hidden()
+    # Still logged in: nothing was lost while the backend was away.
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 @pytest.mark.own_context  # page.clock applies to the whole browser context

@@ -21,7 +21,7 @@ from tests.conftest import LiveServer, backend_env
 
 pytestmark = pytest.mark.slow
 
-SEND_TIMEOUT = 1
+SEND_TIMEOUT = 0.5  # seconds; each of the 8 sends below waits this long for the hanging Meta
 
 
 class HangingMeta:

@@ -107,7 +107,7 @@ def _ready(proc: subprocess.Popen, url: str, timeout: float = 60) -> int:
                 return status
         except requests.RequestException:
             pass
-        time.sleep(0.2)
+        time.sleep(0.05)
     return -1
 
 
