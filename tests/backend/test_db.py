@@ -158,7 +158,7 @@ def test_migrate_gives_up_after_the_lock_timeout(fresh_db):
     with psycopg.connect(fresh_db, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
         with app.app_context(), pytest.raises(TimeoutError, match="migration lock"):
-            db.migrate(lock_timeout=0.5)
+            db.migrate(lock_timeout=0.2)  # one retry (every 0.2 s), then it gives up
 
 
 @pytest.mark.slow

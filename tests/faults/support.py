@@ -66,10 +66,10 @@ class Load:
             post(self.url, delivery, session)
             with self._lock:
                 self.deliveries.append(delivery)
-            if delivery.status is None:
+            if delivery.status is None:  # refused or cut off (e.g. a server that stopped listening)
                 session.close()
                 session = requests.Session()
-                time.sleep(0.02)
+                time.sleep(0.05)
 
     def wait_for(self, predicate, timeout: float = 10.0) -> None:
         """Poll (every 10 ms) until `predicate(deliveries so far)` holds; fail after `timeout` seconds."""
