@@ -53,7 +53,7 @@ class HangingMeta:
 
 
 class DrippingMeta(HangingMeta):
-    """Reads the request, then sends a status line and one header byte every 0.2 s, for ever."""
+    """Reads the request, then sends a status line and one header byte every 0.05 s, for ever."""
 
     def _serve(self, conn):
         threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
@@ -64,7 +64,7 @@ class DrippingMeta(HangingMeta):
             conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             while True:
                 conn.sendall(b"a")
-                time.sleep(0.2)
+                time.sleep(0.05)
         except OSError:
             return
 
@@ -75,8 +75,8 @@ def test_a_dripping_meta_is_cut_off_at_the_attempt_deadline_and_not_retried():
         access_token="test-token",
         phone_number_id="106540352242922",
         base_url=meta.url,
-        timeout=0.5,
-        connect_timeout=0.5,
+        timeout=0.25,  # five drips per read timeout: only the attempt deadline can stop it
+        connect_timeout=0.25,
         max_attempts=3,
     )
     started = time.monotonic()
@@ -86,7 +86,7 @@ def test_a_dripping_meta_is_cut_off_at_the_attempt_deadline_and_not_retried():
         elapsed = time.monotonic() - started
     finally:
         meta.close()
-    assert elapsed < 2.5, f"the send took {elapsed:.1f}s with a 1s deadline (read timeout 0.5s per byte)"
+    assert elapsed < 2.0, f"the send took {elapsed:.1f}s with a 0.5s deadline (read timeout 0.25s per byte)"
     assert failure.value.safe_to_retry is False  # Meta may have sent it: never sent twice
     assert len(meta.connections) == 1
 
