@@ -10,6 +10,11 @@ import uuid
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_log = logging.getLogger("mv_os.access")
+# An accepted webhook delivery is logged at DEBUG, every other answer at INFO (docs/decisions.md): in a storm the
+# line cost a quarter of the webhook throughput, and each delivery is recorded anyway -- in webhook_payloads
+# (exact bytes, first/last received, deliveries), in the processor's INFO line per batch, and in App Runner's
+# request metrics.  Refused, failed and every non-webhook request keep their INFO line.
+QUIET = ("POST", "/webhooks/whatsapp", 200)
 
 
 def request_id(incoming: str | None) -> str:
@@ -18,11 +23,13 @@ def request_id(incoming: str | None) -> str:
 
 
 def log_request(method: str, path: str, status: int, started: float, request_id: str | None) -> None:
-    """The access line: `POST /webhooks/whatsapp 200 3.1ms` (JSON in staging/production, with these fields)."""
-    if not access_log.isEnabledFor(logging.INFO):
+    """The access line: `GET /api/conversations 200 3.1ms` (JSON in staging/production, with these fields)."""
+    level = logging.DEBUG if (method, path, status) == QUIET else logging.INFO
+    if not access_log.isEnabledFor(level):
         return
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    access_log.info(
+    access_log.log(
+        level,
         "%s %s %s %.1fms",
         method,
         path,
