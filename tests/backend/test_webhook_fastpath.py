@@ -42,7 +42,7 @@ def answer(response) -> tuple:
 CASES = {
     "accepted": (BODY, signed_headers(BODY)),
     "signature missing": (BODY, {"Content-Type": "application/json"}),
-    "signature wrong": (BODY, signed_headers(BODY, secret="another-secret")),
+    "signature wrong": (BODY, signed_headers(BODY, "another-secret")),
     "signature malformed": (BODY, {"X-Hub-Signature-256": "sha256=\u00e4\u00f6"}),
     "not JSON": (b"{not json", signed_headers(b"{not json")),
     "not an object": (b"[1, 2]", signed_headers(b"[1, 2]")),
