@@ -47,6 +47,13 @@ def internal_error(exc: Exception) -> ApiError:
 UNAVAILABLE = (OperationalError, InterfaceError, MaxConnectionsExceeded)
 
 
+def as_api_error(exc: Exception) -> ApiError:
+    """What the handlers below answer for `exc`, for code that answers outside Flask (webhooks/fastpath.py)."""
+    if isinstance(exc, ApiError):
+        return exc
+    return database_unavailable(exc) if isinstance(exc, UNAVAILABLE) else internal_error(exc)
+
+
 def _code_for(exc: HTTPException) -> str:
     name = (exc.name or "error").lower().replace(" ", "_").replace("'", "")
     return name

@@ -26,7 +26,7 @@ import time
 from werkzeug.http import HTTP_STATUS_CODES
 
 from mv_os import access
-from mv_os.errors import UNAVAILABLE, ApiError, database_unavailable, error_body, internal_error
+from mv_os.errors import as_api_error, error_body
 from mv_os.webhooks import whatsapp
 from mv_os.webhooks.signing import HEADER
 
@@ -45,7 +45,7 @@ class WebhookFastPath:
         declared = environ.get("CONTENT_LENGTH") or ""
         if not declared.isdigit() or int(declared) > self.app.config["MAX_CONTENT_LENGTH"]:
             return self.wsgi_app(environ, start_response)  # chunked or too large: Flask streams or refuses it
-        started = time.perf_counter()
+        started = time.perf_counter()  # like Flask's request hook: the duration includes reading the body
         length = int(declared)
         body = environ["wsgi.input"].read(length) if length else b""
         if len(body) != length:  # the client went away mid-body: let werkzeug answer it as it always does
@@ -56,14 +56,9 @@ class WebhookFastPath:
         settings = self.app.config["SETTINGS"]
         try:
             status, payload = 200, whatsapp.accepted(whatsapp.accept(settings, body, environ.get(_SIGNATURE_KEY)))
-        except ApiError as exc:
-            status, payload = exc.status, error_body(exc.code, exc.message, **exc.extra)
-        except UNAVAILABLE as exc:
-            error = database_unavailable(exc)
-            status, payload = error.status, error_body(error.code, error.message)
-        except Exception as exc:  # noqa: BLE001 - like Flask's last-resort handler: logged, 500, no detail
-            error = internal_error(exc)
-            status, payload = error.status, error_body(error.code, error.message)
+        except Exception as exc:  # noqa: BLE001 - as Flask's error handlers would answer it (errors.py)
+            error = as_api_error(exc)
+            status, payload = error.status, error_body(error.code, error.message, **error.extra)
         out = self._render(payload)
         start_response(
             f"{status} {HTTP_STATUS_CODES[status].upper()}",
