@@ -35,7 +35,7 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # App Runner's load balancer talks to us directly; trust its X-Forwarded-* only from there.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = None  # the app logs one line per request (JSON in staging/production) with its request id
+accesslog = None  # the app logs each request (JSON in staging/production) with its request id (mv_os/access.py)
 errorlog = "-"
 logger_class = "mv_os.gunicorn_logging.Logger"  # JSON lines in staging/production, redacted everywhere
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

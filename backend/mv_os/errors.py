@@ -43,12 +43,13 @@ def internal_error(exc: Exception) -> ApiError:
     return ApiError(500, "internal_error", "Something went wrong on our side.")
 
 
-# What `database_unavailable` answers for (peewee's errors; psycopg's are wrapped in them).
+# What `database_unavailable` answers for (peewee's errors, psycopg's are wrapped in them; MaxConnectionsExceeded:
+# every pooled connection busy for the pool timeout).
 UNAVAILABLE = (OperationalError, InterfaceError, MaxConnectionsExceeded)
 
 
 def as_api_error(exc: Exception) -> ApiError:
-    """What the handlers below answer for `exc`, for code that answers outside Flask (webhooks/fastpath.py)."""
+    """The answer for any exception: Flask's error handler (below) and the webhook fast path use it."""
     if isinstance(exc, ApiError):
         return exc
     return database_unavailable(exc) if isinstance(exc, UNAVAILABLE) else internal_error(exc)
@@ -72,12 +73,6 @@ def register_error_handlers(app: Flask) -> None:
             response[0].headers["Allow"] = ", ".join(sorted(exc.valid_methods))
         return response
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    @app.errorhandler(MaxConnectionsExceeded)  # every pooled connection busy for the pool timeout
-    def _db_unavailable(exc: Exception):
-        return _api_error(database_unavailable(exc))
-
     @app.errorhandler(Exception)
-    def _unhandled(exc: Exception):
-        return _api_error(internal_error(exc))
+    def _other(exc: Exception):  # database unavailable -> 503, anything else -> 500 (`as_api_error`)
+        return _api_error(as_api_error(exc))

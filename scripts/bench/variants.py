@@ -1,7 +1,7 @@
 """Experiments, not product paths: MV-OS with parts of the webhook path cut out, to show where the time goes.
 
 - `variants:no_db_app` -- the request path without the database (size, signature, JSON, request id, access
-  log, then 200): what the app around the INSERT costs;
+  line -- DEBUG for an accepted webhook -- then 200): what the app around the INSERT costs;
 - `variants:no_processor_app` -- the request path as deployed, without the processor thread: what processing
   behind the request path costs while the load runs (nothing reaches the inbox: the exactly-once check then
   reports every message as missing);
