@@ -111,6 +111,65 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+class CpuMeter:
+    """CPU seconds used so far by a gunicorn server (master and workers) and by the PostgreSQL backends connected
+    to the bench database, read from Linux's /proc (None elsewhere).  A backend that exits between two samples
+    takes its time with it: the PostgreSQL figure is a lower bound (the servers keep their connections open)."""
+
+    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, proc: subprocess.Popen, database_url: str | None):
+        self.proc = proc
+        self.database_url = database_url
+
+    @classmethod
+    def _cpu(cls, pid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / cls.HZ  # utime + stime
+
+    def _server_pids(self) -> list[int]:
+        pids = [self.proc.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    pids.append(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):
+                continue
+        return pids
+
+    def _postgres_pids(self) -> list[int]:
+        if self.database_url is None:
+            return []
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [pid for (pid,) in rows]
+
+    def sample(self) -> dict[str, dict[int, float]] | None:
+        if not Path("/proc/self/stat").exists():
+            return None
+        return {
+            group: {pid: cpu for pid in pids if (cpu := self._cpu(pid)) is not None}
+            for group, pids in (("workers", self._server_pids()), ("postgres", self._postgres_pids()))
+        }
+
+    @staticmethod
+    def per_request(before: dict | None, after: dict | None, requests: int) -> dict[str, float] | None:
+        """Microseconds of CPU per request between two samples, per group (processes in both, or new since)."""
+        if before is None or after is None or not requests:
+            return None
+        return {
+            group: round(sum(cpu - before[group].get(pid, 0.0) for pid, cpu in after[group].items()) / requests * 1e6)
+            for group in ("workers", "postgres")
+        }
+
+
 # ----------------------------------------------------------------------------------------------- database
 
 
@@ -251,8 +310,11 @@ def drive(url: str, run: str, *, per_post: int, connections: int, procs: int, du
     }
 
 
-def drive_wrk(url: str, run: str, *, per_post: int, connections: int, duration: float) -> dict | None:
-    """wrk (C, 2 threads) replaying pre-signed bodies with unique wamids; None when wrk is not installed."""
+def drive_wrk(
+    url: str, run: str, *, per_post: int, connections: int, duration: float, meter: CpuMeter | None = None
+) -> dict | None:
+    """wrk (C, 2 threads) replaying pre-signed bodies with unique wamids; None when wrk is not installed.
+    With a meter, the server's and PostgreSQL's CPU per request over the run is added (`cpu_us_per_request`)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
@@ -268,11 +330,13 @@ def drive_wrk(url: str, run: str, *, per_post: int, connections: int, duration: 
     requests_file.write_text("\n".join(lines) + "\n")
     result_file = tmp / "result.json"
     env = {**os.environ, "BENCH_REQUESTS": str(requests_file), "BENCH_RESULT": str(result_file)}
+    cpu_before = meter.sample() if meter else None
     proc = subprocess.run(
         [wrk, "-t2", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "10s",
          "-s", str(Path(__file__).with_name("webhook.lua")), url + "/webhooks/whatsapp"],
         env=env, capture_output=True, text=True, timeout=duration + 120,
     )  # fmt: skip
+    cpu_after = meter.sample() if meter else None
     try:
         result = json.loads(result_file.read_text())
     except (OSError, ValueError):
@@ -282,6 +346,7 @@ def drive_wrk(url: str, run: str, *, per_post: int, connections: int, duration: 
         shutil.rmtree(tmp, ignore_errors=True)
     result.update(tool="wrk", connections=connections, messages_per_post=per_post, duration_s=duration)
     result["messages_per_s"] = round(result["ok_per_s"] * per_post, 1)
+    result["cpu_us_per_request"] = CpuMeter.per_request(cpu_before, cpu_after, result.get("requests", 0))
     return result
 
 
@@ -324,7 +389,9 @@ def wait_processed(result: dict, database_url: str | None, run: str, timeout: fl
     }
 
 
-def measure(name: str, url: str, run: str, args, database_url: str | None = None) -> dict:
+def measure(
+    name: str, url: str, run: str, args, database_url: str | None = None, meter: CpuMeter | None = None
+) -> dict:
     print(f"  {name}: single ({args.connections} connections, {args.duration:.0f}s) ...", file=sys.stderr, flush=True)
     single = drive(url, run + "s", per_post=1, connections=args.connections, procs=args.procs,
                    duration=args.duration, warmup=args.warmup)  # fmt: skip
@@ -335,7 +402,9 @@ def measure(name: str, url: str, run: str, args, database_url: str | None = None
     wait_processed(batch, database_url, run + "b")
     out = {"single": single, "batch": batch, "load_after": loadavg()}
     if not args.no_wrk:
-        wrk_single = drive_wrk(url, run + "w", per_post=1, connections=args.connections, duration=args.duration)
+        wrk_single = drive_wrk(
+            url, run + "w", per_post=1, connections=args.connections, duration=args.duration, meter=meter
+        )
         if wrk_single:
             wait_processed(wrk_single, database_url, run + "w")
             out["wrk_single"] = wrk_single
@@ -427,6 +496,15 @@ def table(result: dict) -> str:
             "| --- | --- | --- | --- | --- |",
             *processing,
         ]
+    cpu_c, cpu_m = (side.get("wrk_single", {}).get("cpu_us_per_request") for side in (c, m))
+    if cpu_c and cpu_m:
+        lines += [
+            "",
+            "CPU per request under wrk (1 message per POST; gunicorn's master and workers, and the PostgreSQL "
+            f"backends of the bench database, from /proc): ceiling {cpu_c['workers']:,} µs; MV-OS "
+            f"{cpu_m['workers'] + cpu_m['postgres']:,} µs (workers {cpu_m['workers']:,} + PostgreSQL "
+            f"{cpu_m['postgres']:,}). The load generator uses the same cores.",
+        ]
     non200 = {k: v for k, v in m["single"]["codes"].items() if k != "200"}
     non200b = {k: v for k, v in m["batch"]["codes"].items() if k != "200"}
     lines += [
@@ -478,12 +556,12 @@ def main(argv: list[str] | None = None) -> int:
 
     proc, base = start_server("ceiling", "scripts.bench.ceiling:app", url)
     try:
-        result["ceiling"] = measure("ceiling", base, run + "c", args)
+        result["ceiling"] = measure("ceiling", base, run + "c", args, meter=CpuMeter(proc, None))
     finally:
         stop(proc)
     proc, base = start_server("mvos", os.environ.get("BENCH_MVOS_APP", "mv_os:create_app()"), url)
     try:
-        result["mvos"] = measure("mv-os", base, run, args, database_url=url)
+        result["mvos"] = measure("mv-os", base, run, args, database_url=url, meter=CpuMeter(proc, url))
     finally:
         stop(proc)
 
