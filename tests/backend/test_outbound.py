@@ -177,6 +177,7 @@ def test_staging_sends_through_the_whatsapp_adapter_to_meta(settings, user, conv
         **STAGING_SECRETS,
         WHATSAPP_API_BASE_URL=httpserver.url_for("/").rstrip("/"),
         LOG_LEVEL="INFO",
+        WEB_CONCURRENCY="1",  # one request at a time; the fake Meta's answers are ordered
     )
     server = LiveServer(env).start()
     try:

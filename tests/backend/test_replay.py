@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def live_server(migrated_url):
-    """One gunicorn for the module (the shared fixture starts one per test); emptied after each test."""
-    server = LiveServer(backend_env(migrated_url)).start()
+    """One gunicorn for the module (the shared fixture starts one per test); emptied after each test.  One
+    gunicorn worker: the replay CLI posts one fixture at a time."""
+    server = LiveServer(backend_env(migrated_url, WEB_CONCURRENCY="1")).start()
     yield server
     server.kill()
 

@@ -351,7 +351,7 @@ def test_duplicate_status_is_stored_once(hook, migrated_url):
 
 def test_database_unavailable_answers_503_so_meta_retries(migrated_url):
     dead = f"postgresql://postgres:postgres@127.0.0.1:{free_port()}/mv_os"
-    server = LiveServer(backend_env(dead)).start()
+    server = LiveServer(backend_env(dead, WEB_CONCURRENCY="1")).start()  # two requests, one after the other
     try:
         body = fixture("inbound_text.json")
         response = requests.post(server.url + "/webhooks/whatsapp", data=body, headers=signed_headers(body), timeout=15)

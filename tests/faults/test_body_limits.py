@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(migrated_url):
-    live = LiveServer(backend_env(migrated_url)).start()
+    # One gunicorn worker: the limits are per request, and the tests send one request at a time.
+    live = LiveServer(backend_env(migrated_url, WEB_CONCURRENCY="1")).start()
     yield live
     live.kill()
     truncate_all(migrated_url)

@@ -39,7 +39,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_loses_no_acknowledge
         missing = {digest(d) for d in answered} - archived_digests(migrated_url)
         assert not missing, f"{len(missing)} acknowledged webhook bodies are not in the archive"
         # What the stopped instance had not processed yet, the next one (a deploy's new instance) does.
-        successor = LiveServer(backend_env(migrated_url)).start()
+        successor = LiveServer(backend_env(migrated_url, WEB_CONCURRENCY="1")).start()  # one processor suffices
         try:
             wait_processed(migrated_url, timeout=30)
         finally:

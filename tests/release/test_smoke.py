@@ -29,6 +29,7 @@ def staging_server(migrated_url):
         WHATSAPP_VERIFY_TOKEN=secrets.token_hex(16),
         WHATSAPP_ACCESS_TOKEN=secrets.token_hex(24),
         WHATSAPP_PHONE_NUMBER_ID="100000000000001",
+        WEB_CONCURRENCY="1",  # the smoke checks send one request at a time
     )
     server = LiveServer(env).start()
     yield server
