@@ -35,7 +35,7 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
             if requests.get(url + "/healthz", timeout=1).status_code == 200:
                 return
         except requests.ConnectionError:
-            time.sleep(0.1)
+            time.sleep(0.02)
     raise AssertionError("devserver did not answer")
 
 
@@ -95,10 +95,10 @@ def _stop_postgres(data_dir: Path) -> None:
     if pid_file.exists():
         pid = int(pid_file.read_text().split()[0])
         os.kill(pid, signal.SIGINT)  # fast shutdown
-        for _ in range(100):
+        for _ in range(500):  # at most 10 s
             if not pid_file.exists():
                 break
-            time.sleep(0.1)
+            time.sleep(0.02)
 
 
 @pytest.mark.slow
