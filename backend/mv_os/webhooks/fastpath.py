@@ -28,10 +28,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 from mv_os import access
 from mv_os.errors import as_api_error, error_body
 from mv_os.webhooks import whatsapp
-from mv_os.webhooks.signing import HEADER
+from mv_os.webhooks.signing import ENVIRON_KEY
 
 PATH = "/webhooks/whatsapp"
-_SIGNATURE_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
 
 
 class WebhookFastPath:
@@ -55,7 +54,7 @@ class WebhookFastPath:
         request_id = access.request_id(environ.get("HTTP_X_REQUEST_ID"))
         settings = self.app.config["SETTINGS"]
         try:
-            status, payload = 200, whatsapp.accepted(whatsapp.accept(settings, body, environ.get(_SIGNATURE_KEY)))
+            status, payload = 200, whatsapp.accepted(whatsapp.accept(settings, body, environ.get(ENVIRON_KEY)))
         except Exception as exc:  # noqa: BLE001 - as Flask's error handlers would answer it (errors.py)
             error = as_api_error(exc)
             status, payload = error.status, error_body(error.code, error.message, **error.extra)

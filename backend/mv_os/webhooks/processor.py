@@ -28,10 +28,8 @@ import os
 import threading
 import time
 
-from peewee import InterfaceError, OperationalError
-from playhouse.pool import MaxConnectionsExceeded
-
 from mv_os.db import database
+from mv_os.errors import UNAVAILABLE
 from mv_os.webhooks.ingest import store_payloads
 
 log = logging.getLogger("mv_os.webhooks.processor")
@@ -43,7 +41,6 @@ MAX_DEFER = 1.0  # ... but never wait longer than this while webhooks keep comin
 IDLE_POLL = 5.0  # look for work left by other processes (or a crash) this often
 BATCH_PAYLOADS = 256
 BATCH_BYTES = 1024 * 1024
-_UNAVAILABLE = (OperationalError, InterfaceError, MaxConnectionsExceeded)
 
 
 def process_batch(default_phone_number_id: str, limit: int = BATCH_PAYLOADS) -> int:
@@ -74,7 +71,7 @@ def process_batch(default_phone_number_id: str, limit: int = BATCH_PAYLOADS) -> 
                     payloads = [(int(payload_id), json.loads(bytes(body))) for payload_id, body in bodies]
                     result = store_payloads(payloads, default_phone_number_id=default_phone_number_id)
                     _mark(ids)
-            except _UNAVAILABLE:
+            except UNAVAILABLE:
                 raise
             except Exception:
                 log.exception("webhook batch of %d payloads failed; processing them one by one", len(ids))
@@ -106,7 +103,7 @@ def _process_alone(payload_id: int, body: bytes, default_phone_number_id: str) -
         with database.atomic():
             store_payloads([(payload_id, json.loads(body))], default_phone_number_id=default_phone_number_id)
             _mark([payload_id])
-    except _UNAVAILABLE:
+    except UNAVAILABLE:
         raise
     except Exception as exc:
         log.exception("webhook payload %d could not be processed; kept with processing_error", payload_id)
@@ -232,7 +229,7 @@ class Processor:
                 if backoff:
                     log.info("webhook processor: database available again")
                 backoff = 0.0
-            except _UNAVAILABLE as exc:
+            except UNAVAILABLE as exc:
                 if not backoff:
                     log.warning("webhook processor: database unavailable (%s); retrying", type(exc).__name__)
                 backoff = min(max(backoff * 2, 0.25), 5.0)

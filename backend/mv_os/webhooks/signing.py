@@ -9,6 +9,7 @@ import hmac
 import json
 
 HEADER = "X-Hub-Signature-256"
+ENVIRON_KEY = "HTTP_" + HEADER.upper().replace("-", "_")  # the header in a WSGI environ
 PREFIX = "sha256="
 
 
