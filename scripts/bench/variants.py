@@ -34,16 +34,17 @@ def _no_processor_app():
 def _durable_floor_app():
     import json
 
-    from mv_os.webhooks.signing import HEADER, verify
+    from mv_os.webhooks.signing import ENVIRON_KEY, verify
 
     flask_app = create_app()  # binds the database; the processor works behind it as in MV-OS
     settings = flask_app.config["SETTINGS"]
     secret = settings.whatsapp_app_secret
-    signature_key = "HTTP_" + HEADER.upper().replace("-", "_")
 
     def app(environ, start_response):
+        if environ.get("REQUEST_METHOD") != "POST":  # the bench's /healthz wait
+            return flask_app(environ, start_response)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        if not verify(secret, body, environ.get(signature_key, "")) or not isinstance(json.loads(body), dict):
+        if not verify(secret, body, environ.get(ENVIRON_KEY, "")) or not isinstance(json.loads(body), dict):
             start_response("400 BAD REQUEST", [("Content-Length", "0")])
             return [b""]
         archived = intake.archive(body)
