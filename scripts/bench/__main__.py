@@ -123,22 +123,22 @@ class CpuMeter:
         self.database_url = database_url
 
     @classmethod
-    def _cpu(cls, pid: int) -> float | None:
+    def _stat(cls, pid: int | str) -> tuple[int, float] | None:
+        """(parent pid, CPU seconds: utime + stime) of a process, None when it is gone."""
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            return int(fields[1]), (int(fields[11]) + int(fields[12])) / cls.HZ
+        except (OSError, IndexError, ValueError):
             return None
-        return (int(fields[11]) + int(fields[12])) / cls.HZ  # utime + stime
 
-    def _server_pids(self) -> list[int]:
-        pids = [self.proc.pid]
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
-                    pids.append(int(stat.parent.name))
-            except (OSError, IndexError, ValueError):
-                continue
-        return pids
+    def _server(self) -> dict[int, float]:
+        """CPU of the master and of each process it started (its workers), from one pass over /proc."""
+        cpu = {}
+        for entry in Path("/proc").glob("[0-9]*"):
+            stat = self._stat(entry.name)
+            if stat is not None and self.proc.pid in (int(entry.name), stat[0]):
+                cpu[int(entry.name)] = stat[1]
+        return cpu
 
     def _postgres_pids(self) -> list[int]:
         if self.database_url is None:
@@ -154,10 +154,8 @@ class CpuMeter:
     def sample(self) -> dict[str, dict[int, float]] | None:
         if not Path("/proc/self/stat").exists():
             return None
-        return {
-            group: {pid: cpu for pid in pids if (cpu := self._cpu(pid)) is not None}
-            for group, pids in (("workers", self._server_pids()), ("postgres", self._postgres_pids()))
-        }
+        backends = {pid: stat[1] for pid in self._postgres_pids() if (stat := self._stat(pid)) is not None}
+        return {"workers": self._server(), "postgres": backends}
 
     @staticmethod
     def per_request(before: dict | None, after: dict | None, requests: int) -> dict[str, float] | None:
