@@ -253,7 +253,11 @@ def start_server(name: str, app: str, database_url: str) -> tuple[subprocess.Pop
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    try:
+        wait_healthy(url, proc)
+    except BaseException:
+        stop(proc)  # a server that never became healthy is not left running
+        raise
     return proc, url
 
 
