@@ -1,15 +1,34 @@
 """gunicorn settings for every environment (the image, `nox -s serve`, tests and benchmarks).
 
-Read from the environment: PORT (8080 in the image, 3000 locally), BIND_HOST, WEB_CONCURRENCY, GUNICORN_THREADS,
+Read from the environment: PORT (8080 in the image, 3000 locally), BIND_HOST, WEB_CONCURRENCY,
+GUNICORN_WORKER_CLASS (gevent, or gthread), GUNICORN_WORKER_CONNECTIONS (gevent), GUNICORN_THREADS (gthread),
 GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE.  Settings are validated here, before any
-worker starts, so a config error stops start-up with one line that names the variable."""
+worker starts, so a config error stops start-up with one line that names the variable.
+
+The worker model is gevent (docs/decisions.md): a request waiting for its commit, or for Meta, is a greenlet
+waiting on a socket, not a thread holding the GIL, so the group commit fills up and a hanging Meta ties up
+nothing.  gthread stays available (GUNICORN_WORKER_CLASS=gthread) as the fallback."""
 
 import os
 import sys
 
+WORKER_CLASSES = ("gevent", "gthread")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "gevent"
+if worker_class not in WORKER_CLASSES:
+    print(f"mv-os: config error: GUNICORN_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}", file=sys.stderr)
+    raise SystemExit(2)
+if worker_class == "gevent":
+    # Patch before anything else is imported.  The gevent worker patches only after the fork, but this file
+    # (and gunicorn's logger class) import mv_os -- peewee, psycopg, requests -- here, in the master: peewee's
+    # per-thread connection state would then be one state shared by every greenlet of a worker, and psycopg
+    # would pick its blocking C wait.  Patched first, every module sees greenlet-aware threading and sockets.
+    from gevent import monkey
+
+    monkey.patch_all()
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend"))
 
-from mv_os.settings import load_or_exit
+from mv_os.settings import load_or_exit  # noqa: E402 - after the patching above
 
 
 def _int(name: str, default: int) -> int:
@@ -21,15 +40,17 @@ def _int(name: str, default: int) -> int:
 
 
 workers = _int("WEB_CONCURRENCY", 2)
-# 8 threads: concurrent webhooks of a worker share one commit (group commit), so more requests in flight per
-# worker mean fewer fsyncs per request (docs/performance.md has the measurements).
+# gthread: 8 threads; concurrent webhooks of a worker share one commit (group commit), so more requests in
+# flight per worker mean fewer fsyncs per request (docs/performance.md has the measurements).
 threads = _int("GUNICORN_THREADS", 8)
-# Each thread may hold a pooled connection, plus the webhook processor's; the webhook intake has its own.
-os.environ.setdefault("DB_MAX_CONNECTIONS", str(threads + 2))
+# gevent: requests in flight per worker (App Runner's default is 100 per instance).
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 100)
+# Pooled connections per worker (API requests and the webhook processor; the webhook intake has its own).  With
+# gthread each thread may hold one; with gevent a request waits (db.py: up to 10 s) for a free one.
+os.environ.setdefault("DB_MAX_CONNECTIONS", str(threads + 2 if worker_class == "gthread" else 10))
 load_or_exit()
 
 bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{_int('PORT', 8080)}"  # noqa: S104 - App Runner needs it
-worker_class = "gthread"
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
@@ -48,6 +69,16 @@ def post_fork(server, worker):
 
     if db.database.obj is not None:
         db.database.obj.close_all()
+
+
+def pre_request(worker, req):
+    """gevent: let the other connections run before each request.  A keep-alive connection whose next request
+    is already buffered would otherwise be served again and again without a switch (its read never blocks),
+    starving the worker's other connections: App Runner's proxy keeps its connections alive."""
+    if worker_class == "gevent":
+        import gevent
+
+        gevent.sleep(0)
 
 
 def post_worker_init(worker):

@@ -20,7 +20,11 @@ when it returns -- one round trip per group, instead of the pool's liveness `SEL
 COMMIT.  The statement is prepared once per group size and executed through psycopg's documented low-level
 libpq wrapper (`Connection.pgconn`, parameters already as bytes): the request path's hottest call costs about
 35 us of CPU this way against about 120 us through `Cursor.execute` with array parameters (measured with
-`time.process_time`, docs/performance.md).  A group holds at most MAX_GROUP bodies; the rest wait for the next.
+`time.process_time`, docs/performance.md).  It is sent with libpq's asynchronous calls and waited for with
+psycopg's own wait (`Connection.wait` over the `generators.execute` generator, as `Cursor.execute` does), so
+under gevent the leader's wait for the commit is a greenlet waiting on the socket, and the worker serves other
+requests meanwhile (libpq's `PQexecPrepared` would block the whole worker).  A group holds at most MAX_GROUP
+bodies; the rest wait for the next.
 
 Failure: if the write fails (database down, connection lost), every request of that group gets the exception,
 and therefore a 503; none of them was acknowledged, so Meta delivers them again.  The connection is dropped
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 
 import psycopg
 from peewee import OperationalError
+from psycopg import generators
 from psycopg.pq import ExecStatus
 
 from mv_os.db import database
@@ -160,17 +165,20 @@ class GroupCommit:
         for item in group:
             by_digest.setdefault(item.digest, []).append(item)
         digests = sorted(by_digest)  # the same order in every worker: no deadlock on the unique index
-        pgconn = self._connection().pgconn
+        conn = self._connection()
+        pgconn = conn.pgconn
         name = b"mv_os_intake_%d" % len(digests)
         if len(digests) not in self._prepared:
-            _check(pgconn.prepare(name, insert_sql(len(digests))), pgconn, ExecStatus.COMMAND_OK)
+            pgconn.send_prepare(name, insert_sql(len(digests)))
+            _check(_result(conn), pgconn, ExecStatus.COMMAND_OK)
             self._prepared.add(len(digests))
         params: list[bytes] = [utcnow().isoformat().encode()]
         formats = [0]
         for digest in digests:
             params += [digest.encode(), by_digest[digest][0].body, b"%d" % len(by_digest[digest])]
             formats += [0, 1, 0]  # the body goes as binary bytea, the rest as text
-        result = _check(pgconn.exec_prepared(name, params, param_formats=formats), pgconn, ExecStatus.TUPLES_OK)
+        pgconn.send_query_prepared(name, params, param_formats=formats)
+        result = _check(_result(conn), pgconn, ExecStatus.TUPLES_OK)
         results: dict[int, Archived] = {}
         for row in range(result.ntuples):
             digest, payload_id, inserted = (result.get_value(row, col) for col in range(3))
@@ -178,6 +186,15 @@ class GroupCommit:
                 # The first copy of a new body is the delivery; identical copies in the same group are duplicates.
                 results[id(item)] = Archived(int(payload_id), duplicate=not (inserted == b"t" and position == 0))
         return results
+
+
+def _result(conn: psycopg.Connection):
+    """The result of the statement just sent on `conn`, waited for the way psycopg waits (cooperative under
+    gevent; psycopg's C wait, which releases the GIL, otherwise)."""
+    results = conn.wait(generators.execute(conn.pgconn))
+    if not results:
+        raise psycopg.OperationalError("the server sent no result (connection lost)")
+    return results[-1]
 
 
 def _check(result, pgconn, expected):

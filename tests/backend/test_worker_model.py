@@ -1,0 +1,144 @@
+"""The server model (gunicorn.conf.py): gevent workers by default, gthread as the fallback.
+
+What the gevent model has to get right, over real HTTP against gunicorn:
+- every module sees greenlet-aware threading (gunicorn.conf.py patches before it imports mv_os): peewee's
+  per-"thread" connection state must be per request, or API requests and the webhook processor of one worker
+  share a transaction;
+- a request waiting on Meta waits as a greenlet: webhooks are still acknowledged while every send hangs;
+- GUNICORN_WORKER_CLASS=gthread still serves the same webhook path (the documented fallback);
+- an unknown worker class stops start-up with one line that names the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from mv_os import db
+from mv_os.models import Contact, Conversation
+from scripts.bench.payloads import body, sign, wamid
+from tests.backend.messaging_support import scalar, wait_processed
+from tests.backend.test_outbound import STAGING_SECRETS, login
+from tests.conftest import ROOT, LiveServer, backend_env
+from tests.faults.test_slow_meta import HangingMeta
+
+pytestmark = pytest.mark.slow
+
+
+def post_webhook(server: LiveServer, run: str, seq: int, secret: str | None = None) -> requests.Response:
+    data = body([wamid(run, 0, seq)], seq)
+    signature = sign(data) if secret is None else sign(data, secret)
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+    return requests.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def conversation(app):
+    with app.app_context(), db.database.connection_context():
+        contact = Contact.create(wa_id="4915112345678", profile_name="J\u00fcrgen")
+        return Conversation.create(phone_number_id="106540352242922", contact=contact).id
+
+
+def test_an_unknown_worker_class_stops_gunicorn_with_one_line(migrated_url):
+    env = {**backend_env(migrated_url), "GUNICORN_WORKER_CLASS": "eventlet"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "mv_os:create_app()"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["mv-os: config error: GUNICORN_WORKER_CLASS must be one of gevent, gthread"], result.stderr
+
+
+def test_api_requests_and_webhooks_at_once_in_one_worker_all_succeed(settings, user):
+    """One gevent worker: API requests (pooled connections, transactions) interleave with webhooks (the intake)
+    and the processor storing them.  When the patching came only after mv_os (and peewee) had been imported,
+    the greenlets shared one connection state: the first request failed with 500 ("Attempting to close
+    database while transaction is open") and the worker hung."""
+    server = LiveServer(backend_env(settings.database_url, WEB_CONCURRENCY="1")).start()
+    try:
+        headers = login(server, user.email)
+
+        def client(worker: int) -> list[int]:
+            codes = []
+            with requests.Session() as session:
+                for seq in range(15):
+                    if worker % 2:
+                        response = session.get(server.url + "/api/conversations", headers=headers, timeout=10)
+                    else:
+                        data = body([wamid("mix", worker, seq)], worker * 100 + seq)
+                        response = session.post(
+                            server.url + "/webhooks/whatsapp",
+                            data=data,
+                            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(data)},
+                            timeout=10,
+                        )
+                    codes.append(response.status_code)
+            return codes
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            codes = [code for result in pool.map(client, range(6)) for code in result]
+        assert codes == [200] * 90
+        wait_processed(settings.database_url)
+        assert scalar(settings.database_url, "SELECT count(*) FROM messages WHERE wamid LIKE %s", ("%mix%",)) == 45
+    finally:
+        server.kill()
+
+
+def test_webhooks_are_acknowledged_while_every_send_waits_on_a_hanging_meta(settings, user, conversation):
+    """One worker, 8 sends hanging on Meta for their whole 2 s timeout: in a thread-per-request model they would
+    hold 8 threads and every webhook would wait behind them.  Here each webhook is answered at once."""
+    meta = HangingMeta()
+    secret = STAGING_SECRETS["WHATSAPP_APP_SECRET"]
+    env = backend_env(
+        settings.database_url,
+        **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": "2", "WHATSAPP_SEND_ATTEMPTS": "1"},
+        WHATSAPP_API_BASE_URL=meta.url,
+        WEB_CONCURRENCY="1",
+    )
+    server = LiveServer(env).start()
+    try:
+        headers = login(server, user.email)
+        url = f"{server.url}/api/conversations/{conversation}/messages"
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            sends = [
+                pool.submit(requests.post, url, json={"text": f"Hallo {i}"}, headers=headers, timeout=30)
+                for i in range(8)
+            ]
+            deadline = time.monotonic() + 5
+            while len(meta.connections) < 8 and time.monotonic() < deadline:  # every send is waiting on Meta
+                time.sleep(0.01)
+            assert len(meta.connections) == 8
+            started = time.monotonic()
+            answers = [post_webhook(server, "hang", seq, secret) for seq in range(10)]
+            elapsed = time.monotonic() - started
+            assert all(not send.done() for send in sends), "the sends should still be waiting on Meta"
+            assert [a.status_code for a in answers] == [200] * 10
+            assert elapsed < 1.0, f"10 webhooks took {elapsed:.2f}s while the sends waited on Meta"
+            assert [send.result().status_code for send in sends] == [503] * 8
+    finally:
+        meta.close()
+        server.kill()
+
+
+def test_the_gthread_fallback_serves_the_same_webhook_path(settings):
+    server = LiveServer(backend_env(settings.database_url, WEB_CONCURRENCY="1", GUNICORN_WORKER_CLASS="gthread"))
+    server.start()
+    try:
+        assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
+        first = post_webhook(server, "gthread", 1)
+        again = post_webhook(server, "gthread", 1)
+        assert first.status_code == again.status_code == 200
+        assert (first.json()["duplicate"], again.json()["duplicate"]) == (False, True)
+        wait_processed(settings.database_url)
+        assert scalar(settings.database_url, "SELECT count(*) FROM messages WHERE wamid LIKE %s", ("%gthread%",)) == 1
+    finally:
+        server.kill()
