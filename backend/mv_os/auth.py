@@ -12,6 +12,7 @@ import jwt
 from flask import current_app, g, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from mv_os.concurrency import off_loop
 from mv_os.errors import ApiError
 from mv_os.models import User
 
@@ -23,11 +24,11 @@ ALGORITHMS = ["HS256"]  # hard-coded: never taken from the token header
 def _dummy_hash() -> str:
     """Checked against when the email is unknown, so a wrong email costs the same time as a wrong password.
     Made on first use (0.1 s of CPU), not at import: every worker and CLI process would pay it otherwise."""
-    return generate_password_hash("mv-os-timing-equalizer", method="scrypt")
+    return off_loop(generate_password_hash, "mv-os-timing-equalizer", method="scrypt")
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+    return off_loop(generate_password_hash, password, method="scrypt")
 
 
 def normalize_email(email: str) -> str:
@@ -37,9 +38,10 @@ def normalize_email(email: str) -> str:
 def authenticate(email: str, password: str) -> User | None:
     user = User.get_or_none(User.email == normalize_email(email))
     if user is None:
-        check_password_hash(_dummy_hash(), password)
+        off_loop(check_password_hash, _dummy_hash(), password)
         return None
-    return user if check_password_hash(user.password_hash, password) else None
+    # scrypt on a thread of its own (concurrency.py): under gevent a login would otherwise hold the worker 0.1 s.
+    return user if off_loop(check_password_hash, user.password_hash, password) else None
 
 
 def issue_token(user: User) -> dict:

@@ -142,3 +142,25 @@ def test_the_gthread_fallback_serves_the_same_webhook_path(settings):
         assert scalar(settings.database_url, "SELECT count(*) FROM messages WHERE wamid LIKE %s", ("%gthread%",)) == 1
     finally:
         server.kill()
+
+
+def test_logins_do_not_hold_up_webhooks_in_the_same_worker(settings, user):
+    """A login's scrypt check is 0.1 s of CPU.  On the worker's only thread, 4 logins at once would hold every
+    webhook of that worker for 0.4 s; on gevent's thread pool (concurrency.off_loop) they run beside it."""
+    server = LiveServer(backend_env(settings.database_url, WEB_CONCURRENCY="1")).start()
+    try:
+        login(server, user.email)  # warm: the first login also connects and loads the user
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            logins = [pool.submit(login, server, user.email) for _ in range(4)]
+            slowest = 0.0
+            with requests.Session() as session:
+                while not all(f.done() for f in logins):
+                    started = time.monotonic()
+                    response = session.get(server.url + "/healthz", timeout=5)
+                    slowest = max(slowest, time.monotonic() - started)
+                    assert response.status_code == 200
+            for f in logins:
+                f.result()
+        assert slowest < 0.08, f"a request waited {slowest:.3f}s behind the logins"
+    finally:
+        server.kill()
