@@ -38,7 +38,8 @@ from scripts.bench.payloads import CONTACTS, body, sign, wamid  # noqa: E402
 
 OUT = ROOT / "artifacts" / "bench"
 BENCH_DB = "mv_os_bench"
-DEFAULT_THREADS = "8"  # gunicorn.conf.py's default for GUNICORN_THREADS
+# gunicorn.conf.py's defaults: the worker model, its connections (gevent) or threads (gthread)
+DEFAULTS = {"GUNICORN_WORKER_CLASS": "gevent", "GUNICORN_WORKER_CONNECTIONS": "100", "GUNICORN_THREADS": "8"}
 # The interpreter that runs nox (the bench session passes it; inside its venv there is no nox).
 NOX_PYTHON = os.environ.get("BENCH_NOX_PYTHON") or shutil.which("python3") or "python3"
 
@@ -525,6 +526,16 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def gunicorn_config() -> str:
+    """What gunicorn.conf.py runs with in this environment, e.g. `gevent, WEB_CONCURRENCY=2,
+    GUNICORN_WORKER_CONNECTIONS=100`."""
+    kind = os.environ.get("GUNICORN_WORKER_CLASS") or DEFAULTS["GUNICORN_WORKER_CLASS"]
+    per_worker = "GUNICORN_WORKER_CONNECTIONS" if kind == "gevent" else "GUNICORN_THREADS"
+    return "{}, WEB_CONCURRENCY={}, {}={}".format(
+        kind, os.environ.get("WEB_CONCURRENCY", "2"), per_worker, os.environ.get(per_worker) or DEFAULTS[per_worker]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -547,9 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         "label": args.label,
         "machine": machine(),
         "load_before": loadavg(),
-        "gunicorn": "gthread, WEB_CONCURRENCY={}, GUNICORN_THREADS={}".format(
-            os.environ.get("WEB_CONCURRENCY", "2"), os.environ.get("GUNICORN_THREADS", DEFAULT_THREADS)
-        ),
+        "gunicorn": gunicorn_config(),
         "settings": vars(args),
         "mvos_app": os.environ.get("BENCH_MVOS_APP", "mv_os:create_app()"),
     }

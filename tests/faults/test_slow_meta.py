@@ -105,7 +105,7 @@ def test_hanging_meta_times_out_to_503_within_the_bound_and_frees_every_worker(s
         **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": str(SEND_TIMEOUT), "WHATSAPP_SEND_ATTEMPTS": "3"},
         WHATSAPP_API_BASE_URL=meta.url,
         WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="4",  # pinned: the 8 sends below must occupy every thread
+        GUNICORN_THREADS="4",  # for GUNICORN_WORKER_CLASS=gthread: the 8 sends below then occupy every thread
     )
     server = LiveServer(env).start()
     try:
@@ -117,7 +117,7 @@ def test_hanging_meta_times_out_to_503_within_the_bound_and_frees_every_worker(s
             response = requests.post(url, json={"text": f"Hallo {i}"}, headers=headers, timeout=30)
             return response, time.monotonic() - started
 
-        # As many sends as gunicorn has threads (2 workers x 4): every thread waits on Meta at once.
+        # 8 sends wait on Meta at once (gevent: 8 greenlets; the gthread fallback: all 2 x 4 threads).
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(send, range(8)))
         for response, elapsed in results:
