@@ -26,6 +26,10 @@ from tests.pg import create_worker_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_PASSWORD = "correct horse battery staple"
+# The tests' PASSWORD_HASH_METHOD (local only; README "Testing"): scrypt with N=1024 instead of 32768, about
+# 3 ms of CPU per hash or check instead of 100 ms.  test_auth.py and test_settings.py prove that without the
+# variable, and always in staging/production, passwords get werkzeug's default scrypt parameters.
+TEST_PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # pragma: allowlist secret (a hash method name)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -66,7 +70,12 @@ def worker_id(request) -> str:
 
 @pytest.fixture
 def settings(migrated_url: str) -> Settings:
-    return Settings(environment=Environment.LOCAL, database_url=migrated_url, log_level="WARNING")
+    return Settings(
+        environment=Environment.LOCAL,
+        database_url=migrated_url,
+        log_level="WARNING",
+        password_hash_method=TEST_PASSWORD_HASH_METHOD,
+    )
 
 
 # Children before parents, so DELETE never trips a foreign key (NO ACTION ones included).
@@ -133,10 +142,10 @@ def client(app):
 
 @pytest.fixture(scope="session")
 def user_password_hash() -> str:
-    """DEMO_PASSWORD hashed once per session, with the app's own hash_password (scrypt, real parameters): each
-    hash costs 0.1 s of CPU, and the login still verifies against it.  create_user's own hashing is tested in
-    test_auth.py."""
-    return hash_password(DEMO_PASSWORD)
+    """DEMO_PASSWORD hashed once per session, with the app's own hash_password and the tests' cheap scrypt
+    parameters, which werkzeug stores in the hash: every login against it, in-process or at a gunicorn, checks
+    with them.  create_user's own hashing (and the default parameters) is tested in test_auth.py."""
+    return hash_password(DEMO_PASSWORD, TEST_PASSWORD_HASH_METHOD)
 
 
 @pytest.fixture
@@ -172,6 +181,7 @@ def backend_env(database_url: str, **extra: str) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join([str(ROOT / "backend"), str(ROOT)]),
         LOG_LEVEL="WARNING",
     )
+    env.pop("PASSWORD_HASH_METHOD", None)
     env.update(extra)
     return env
 

@@ -9,26 +9,40 @@ import datetime as dt
 import functools
 
 import jwt
-from flask import current_app, g, request
+from flask import current_app, g, has_app_context, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from mv_os.concurrency import off_loop
 from mv_os.errors import ApiError
 from mv_os.models import User
+from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD
 
 ISSUER = "mv-os"
 ALGORITHMS = ["HS256"]  # hard-coded: never taken from the token header
 
 
+def password_hash_method() -> str:
+    """werkzeug's default scrypt, unless the app runs in local with PASSWORD_HASH_METHOD (the test suite's cheap
+    scrypt parameters).  A staging or production app always gets the default, whatever its settings hold."""
+    if has_app_context():
+        settings = current_app.config["SETTINGS"]
+        if not settings.environment.deployed:
+            return settings.password_hash_method
+    return DEFAULT_PASSWORD_HASH_METHOD
+
+
 @functools.cache
-def _dummy_hash() -> str:
-    """Checked against when the email is unknown, so a wrong email costs the same time as a wrong password.
-    Made on first use (0.1 s of CPU), not at import: every worker and CLI process would pay it otherwise."""
-    return off_loop(generate_password_hash, "mv-os-timing-equalizer", method="scrypt")
+def _dummy_hash(method: str) -> str:
+    """Checked against when the email is unknown, so a wrong email costs the same time as a wrong password:
+    made with the method new passwords are hashed with.  Made on first use (0.1 s of CPU with the default),
+    not at import: every worker and CLI process would pay it otherwise."""
+    return off_loop(generate_password_hash, "mv-os-timing-equalizer", method=method)
 
 
-def hash_password(password: str) -> str:
-    return off_loop(generate_password_hash, password, method="scrypt")
+def hash_password(password: str, method: str | None = None) -> str:
+    """scrypt with `method` (default: password_hash_method()); werkzeug stores the parameters in the hash.  The
+    hashing runs on a thread of its own under gevent (concurrency.py), the method is read here (app context)."""
+    return off_loop(generate_password_hash, password, method=method or password_hash_method())
 
 
 def normalize_email(email: str) -> str:
@@ -38,7 +52,7 @@ def normalize_email(email: str) -> str:
 def authenticate(email: str, password: str) -> User | None:
     user = User.get_or_none(User.email == normalize_email(email))
     if user is None:
-        off_loop(check_password_hash, _dummy_hash(), password)
+        off_loop(check_password_hash, _dummy_hash(password_hash_method()), password)
         return None
     # scrypt on a thread of its own (concurrency.py): under gevent a login would otherwise hold the worker 0.1 s.
     return user if off_loop(check_password_hash, user.password_hash, password) else None

@@ -22,6 +22,12 @@ log = logging.getLogger("mv_os.settings")
 
 MIN_JWT_SECRET_BYTES = 32
 
+# Password hashing: werkzeug's scrypt with its default parameters (N=32768, r=8, p=1; about 0.1 s of CPU per
+# hash or check).  PASSWORD_HASH_METHOD may name cheaper scrypt parameters ("scrypt:1024:8:1"), for the test
+# suite's many logins only: local accepts it, staging and production refuse to start with it.
+DEFAULT_PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105  # pragma: allowlist secret (a hash method name)
+_PASSWORD_HASH_METHOD = re.compile(r"scrypt(?::(\d+):(\d+):(\d+))?")
+
 # The variables that hold credentials.  Values of these never appear in logs or error messages.
 SECRET_VARIABLES = (
     "DATABASE_URL",
@@ -138,6 +144,8 @@ class Settings:
     image_digest: str = "unknown"
     log_level: str = "INFO"
     db_max_connections: int = 8
+    # local only (staging/production refuse PASSWORD_HASH_METHOD; auth.py ignores this field there too).
+    password_hash_method: str = DEFAULT_PASSWORD_HASH_METHOD
     ignored_credentials: tuple[str, ...] = ()
 
     @property
@@ -219,6 +227,10 @@ class Settings:
         else:
             cls._read_local_secrets(get, kwargs)
 
+        method = get("PASSWORD_HASH_METHOD")
+        if method is not None:
+            kwargs["password_hash_method"] = _password_hash_method(environment, method)
+
         level = kwargs.get("log_level", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL", "must be one of DEBUG, INFO, WARNING, ERROR")
@@ -283,6 +295,23 @@ class Settings:
             if flag.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise ConfigError("MOCK_STATUS_WEBHOOKS", "must be 1/true/yes or 0/false/no")
             kwargs["mock_status_webhooks"] = flag.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _password_hash_method(environment: Environment, method: str) -> str:
+    """PASSWORD_HASH_METHOD: local only, and scrypt with workable parameters (werkzeug reads them back from each
+    stored hash, so a password hashed with one setting still checks under another)."""
+    if environment.deployed:
+        raise ConfigError(
+            "PASSWORD_HASH_METHOD", "is for local and tests only; staging and production always use scrypt's defaults"
+        )
+    match = _PASSWORD_HASH_METHOD.fullmatch(method.strip())
+    if match is None:
+        raise ConfigError("PASSWORD_HASH_METHOD", "must be scrypt or scrypt:N:r:p (e.g. scrypt:1024:8:1)")
+    if match.group(1) is not None:
+        n, r, p = (int(g) for g in match.groups())
+        if not (1024 <= n <= 32768 and n & (n - 1) == 0 and 1 <= r <= 16 and 1 <= p <= 16):
+            raise ConfigError("PASSWORD_HASH_METHOD", "needs N a power of two from 1024 to 32768, r and p from 1 to 16")
+    return method.strip()
 
 
 def load_or_exit(environ: Mapping[str, str] | None = None) -> Settings:

@@ -10,11 +10,11 @@ import jwt
 import pytest
 from werkzeug.security import check_password_hash
 
-from mv_os import create_app, db
+from mv_os import auth, create_app, db
 from mv_os.cli import create_user
 from mv_os.models import User
-from mv_os.settings import Environment
-from tests.conftest import DEMO_PASSWORD
+from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD, Environment, Settings
+from tests.conftest import DEMO_PASSWORD, TEST_PASSWORD_HASH_METHOD, truncate_all
 
 SECRET_32 = "k" * 16 + "Q7v2Lx9pR3mT8wZ1"
 
@@ -68,14 +68,43 @@ def test_bad_login_bodies_are_400(client, body):
     assert "error" in response.get_json()
 
 
-def test_passwords_are_stored_with_a_slow_hash(app):
-    # create_user itself (the `user` fixture stores a hash made once per session).
-    with app.app_context(), db.database.connection_context():
-        user = create_user("Slow@Example.com", DEMO_PASSWORD, "Slow")
-        stored = User.get_by_id(user.id).password_hash
-    assert stored.startswith("scrypt:")
+def test_passwords_are_stored_with_a_slow_hash(migrated_url):
+    """Without PASSWORD_HASH_METHOD (every deployment): werkzeug's default scrypt, N=32768 r=8 p=1, for stored
+    passwords and for the unknown-email check alike.  (The other tests run with the cheap TEST_PASSWORD_HASH_METHOD.)"""
+    app = create_app(Settings.from_env({"DATABASE_URL": migrated_url, "LOG_LEVEL": "WARNING"}))
+    try:
+        with app.app_context(), db.database.connection_context():
+            assert auth.password_hash_method() == DEFAULT_PASSWORD_HASH_METHOD
+            user = create_user("Slow@Example.com", DEMO_PASSWORD, "Slow")
+            stored = User.get_by_id(user.id).password_hash
+            dummy = auth._dummy_hash(auth.password_hash_method())
+    finally:
+        db.database.obj.close_all()
+        truncate_all(migrated_url)
+    assert stored.startswith("scrypt:32768:8:1$")
+    assert dummy.startswith("scrypt:32768:8:1$")
     assert DEMO_PASSWORD not in stored
     assert check_password_hash(stored, DEMO_PASSWORD)
+
+
+@pytest.mark.parametrize("env", [Environment.STAGING, Environment.PRODUCTION])
+def test_a_cloud_app_hashes_with_the_default_whatever_its_settings_hold(settings, env):
+    """from_env refuses PASSWORD_HASH_METHOD outside local; a Settings object made some other way with a cheap
+    method still gets the default in staging and production."""
+    assert settings.password_hash_method == TEST_PASSWORD_HASH_METHOD  # the suite's own, as in every other test
+    cloud = create_app(settings.replace(environment=env, jwt_secret=SECRET_32))
+    with cloud.app_context():
+        assert auth.password_hash_method() == DEFAULT_PASSWORD_HASH_METHOD
+
+
+def test_unknown_email_is_checked_against_a_hash_made_like_the_users(app, user):
+    """Timing equalisation: the dummy hash has the parameters new passwords get, so a wrong email costs what a
+    wrong password costs."""
+    with app.app_context():
+        made = auth.hash_password("anything")
+        dummy = auth._dummy_hash(auth.password_hash_method())
+    assert made.split("$")[0] == dummy.split("$")[0] == TEST_PASSWORD_HASH_METHOD
+    assert user.password_hash.split("$")[0] == TEST_PASSWORD_HASH_METHOD
 
 
 def _me(client, token):

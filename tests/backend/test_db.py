@@ -186,11 +186,16 @@ def test_concurrent_instances_migrate_exactly_once(fresh_db):
 
 
 def test_migrate_check_lists_pending(fresh_db):
-    env = backend_env(fresh_db)
-    cmd = [sys.executable, "-m", "flask", "--app", "mv_os", "migrate", "--check"]
-    first = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert first.returncode == 1
-    assert "pending 0001_initial" in first.stdout
+    """The command's logic, in-process (click's runner); `flask --app mv_os migrate` as a real process, entry
+    point and exit status included, is test_concurrent_instances_migrate_exactly_once's."""
+    runner = create_app(Settings(database_url=fresh_db)).test_cli_runner()
+    first = runner.invoke(args=["migrate", "--check"])
+    assert first.exit_code == 1
+    assert "pending 0001_initial" in first.output
+    assert runner.invoke(args=["migrate"]).exit_code == 0
+    again = runner.invoke(args=["migrate", "--check"])
+    assert again.exit_code == 0
+    assert "pending" not in again.output
 
 
 def test_with_database_keeps_the_socket_query():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, backend_env, free_port
+from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, backend_env, free_port
 
 
 def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -54,6 +54,7 @@ def dev_env(**extra: str) -> dict[str, str]:
     env.pop("DATABASE_URL")
     env.pop("NODE_ENV")
     env["LOG_LEVEL"] = "INFO"
+    env["PASSWORD_HASH_METHOD"] = TEST_PASSWORD_HASH_METHOD  # seed-demo and the logins: cheap scrypt (local)
     env.update(extra)
     return env
 

@@ -149,6 +149,36 @@ def test_local_ignores_real_credentials_and_says_so_once(migrated_url, caplog):
     assert "EAAGreal-token-value-123" not in warnings[0]
 
 
+def test_password_hash_method_defaults_to_werkzeugs_scrypt():
+    local = Settings.from_env({"DATABASE_URL": "postgresql://localhost/mv_os"})
+    for settings in (local, Settings.from_env(cloud_env("production"))):
+        assert settings.password_hash_method == "scrypt"  # pragma: allowlist secret (werkzeug's default method)
+
+
+@pytest.mark.parametrize("value", ["scrypt:1024:8:1", "scrypt:4096:8:2", "scrypt"])
+def test_local_accepts_cheaper_scrypt_parameters(value):
+    environ = {"DATABASE_URL": "postgresql://localhost/mv_os", "PASSWORD_HASH_METHOD": value}
+    assert Settings.from_env(environ).password_hash_method == value
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+@pytest.mark.parametrize("value", ["scrypt:1024:8:1", "scrypt"])
+def test_staging_and_production_refuse_password_hash_method(env, value):
+    """Only werkzeug's default scrypt parameters in the cloud: the variable stops start-up, whatever it says."""
+    err = config_error(cloud_env(env, PASSWORD_HASH_METHOD=value))
+    assert err.variable == "PASSWORD_HASH_METHOD"
+    assert str(err).count("\n") == 0
+    assert "1024" not in str(err)
+
+
+@pytest.mark.parametrize(
+    "value", ["pbkdf2:sha256", "plain", "scrypt:1000:8:1", "scrypt:512:8:1", "scrypt:65536:8:1", "scrypt:1024:0:1"]
+)
+def test_local_refuses_unusable_password_hash_methods(value):
+    err = config_error({"DATABASE_URL": "postgresql://localhost/mv_os", "PASSWORD_HASH_METHOD": value})
+    assert err.variable == "PASSWORD_HASH_METHOD"
+
+
 def test_placeholder_detector_leaves_real_values_alone():
     assert not is_placeholder(REAL_JWT)
     assert not is_placeholder(STAGING_DB)

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from mv_os import create_app
 from mv_os.cli import seed_demo
 from mv_os.settings import Settings
-from tests.conftest import ROOT, LiveServer, backend_env, truncate_all
+from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env, truncate_all
 
 CHROMIUM = os.environ.get("MV_OS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -92,15 +92,15 @@ _SEEDED: dict[str, tuple] = {}  # database URL -> the users row seed_demo wrote 
 def reset_database(url: str) -> None:
     """Empty tables, then the local demo user, as `nox -s dev` seeds it (seed_demo reads DEMO_*).
 
-    seed_demo runs once per database and session; later resets put back the exact row it wrote (the same
-    scrypt hash), which saves a 0.1 s hash per test."""
+    seed_demo runs once per database and session, with the tests' cheap scrypt parameters (each login at the
+    server checks with the parameters stored in the hash); later resets put back the exact row it wrote."""
     truncate_all(url)
     columns = "email, password_hash, display_name, created_at"
     if url in _SEEDED:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"INSERT INTO users ({columns}) VALUES (%s, %s, %s, %s)", _SEEDED[url])  # noqa: S608
         return
-    app = create_app(Settings(database_url=url, log_level="WARNING"))
+    app = create_app(Settings(database_url=url, log_level="WARNING", password_hash_method=TEST_PASSWORD_HASH_METHOD))
     with pytest.MonkeyPatch.context() as mp, app.app_context():
         mp.setenv("DEMO_EMAIL", DEMO_EMAIL)
         mp.setenv("DEMO_PASSWORD", DEMO_PASSWORD)
