@@ -10,6 +10,7 @@ What the gevent model has to get right, over real HTTP against gunicorn:
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
@@ -159,17 +160,20 @@ def test_logins_do_not_hold_up_webhooks_in_the_same_worker(app, settings):
     server = LiveServer(backend_env(settings.database_url, WEB_CONCURRENCY="1")).start()
     try:
         login(server, email)  # warm: the first login also connects and loads the user
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            logins = [pool.submit(login, server, email) for _ in range(4)]
-            slowest = 0.0
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            logins = [pool.submit(login, server, email) for _ in range(8)]
+            waits = []
             with requests.Session() as session:
                 while not all(f.done() for f in logins):
                     started = time.monotonic()
                     response = session.get(server.url + "/healthz", timeout=5)
-                    slowest = max(slowest, time.monotonic() - started)
+                    waits.append(time.monotonic() - started)
                     assert response.status_code == 200
             for f in logins:
                 f.result()
-        assert slowest < 0.08, f"a request waited {slowest:.3f}s behind the logins"
+        # Held behind the hashing, nearly every request waits for a whole scrypt (0.1-0.4 s measured); beside
+        # it, a few ms.  The median, not the maximum: one slow moment of a busy test machine must not decide.
+        assert len(waits) >= 5
+        assert statistics.median(waits) < 0.03, f"requests waited {statistics.median(waits):.3f}s (median)"
     finally:
         server.kill()
