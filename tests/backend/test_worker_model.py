@@ -97,13 +97,13 @@ def test_api_requests_and_webhooks_at_once_in_one_worker_all_succeed(settings, u
 
 
 def test_webhooks_are_acknowledged_while_every_send_waits_on_a_hanging_meta(settings, user, conversation):
-    """One worker, 8 sends hanging on Meta for their whole 2 s timeout: in a thread-per-request model they would
+    """One worker, 8 sends hanging on Meta for their whole 1 s timeout: in a thread-per-request model they would
     hold 8 threads and every webhook would wait behind them.  Here each webhook is answered at once."""
     meta = HangingMeta()
     secret = STAGING_SECRETS["WHATSAPP_APP_SECRET"]
     env = backend_env(
         settings.database_url,
-        **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": "2", "WHATSAPP_SEND_ATTEMPTS": "1"},
+        **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": "1", "WHATSAPP_SEND_ATTEMPTS": "1"},
         WHATSAPP_API_BASE_URL=meta.url,
         WEB_CONCURRENCY="1",
     )
