@@ -5,9 +5,10 @@ The request path (`intake`) only archives the bytes and answers 200 after that c
 rest, in batches, so a burst is absorbed at the speed of one INSERT and processed at the speed of set-based SQL.
 
 - One background thread per serving process (each gunicorn worker; a greenlet in a gevent worker), started with
-  the worker (gunicorn's `post_worker_init`) or by the first webhook.  Several processors share the queue safely: a batch is claimed
-  with `FOR UPDATE SKIP LOCKED` and marked processed in the same transaction as its rows, so a payload is
-  processed once, and a processor that dies mid-batch (crash, SIGKILL) leaves its batch to the next one.
+  the worker (gunicorn's `post_worker_init`) or by the first webhook.  Several processors share the queue
+  safely: a batch is claimed with `FOR UPDATE SKIP LOCKED` and marked processed in the same transaction as its
+  rows, so a payload is processed once, and a processor that dies mid-batch (crash, SIGKILL) leaves its batch
+  to the next one.
 - It yields to requests: when webhooks arrive faster than STORM_RATE per second it waits until the process
   has had no webhook for QUIET seconds, but never more than MAX_DEFER, so under a storm it still takes a batch
   every MAX_DEFER and the backlog is processed when the burst ends.  Otherwise it starts after CALM_QUIET:
