@@ -20,7 +20,7 @@ from pytest_httpserver import HTTPServer
 
 from mv_os import create_app, db
 from mv_os.auth import hash_password, issue_token
-from mv_os.models import User
+from mv_os.models import Contact, Conversation, User
 from mv_os.settings import Environment, Settings
 from tests.pg import create_worker_database, drop_database
 
@@ -152,6 +152,14 @@ def user_password_hash() -> str:
 def user(app, user_password_hash: str):
     with app.app_context(), db.database.connection_context():
         return User.create(email="operator@example.com", password_hash=user_password_hash, display_name="Operator")
+
+
+@pytest.fixture
+def conversation(app) -> int:
+    """A conversation with one contact (J\u00fcrgen) on the test phone number id; its id."""
+    with app.app_context(), db.database.connection_context():
+        contact = Contact.create(wa_id="4915112345678", profile_name="J\u00fcrgen")
+        return Conversation.create(phone_number_id="106540352242922", contact=contact).id
 
 
 @pytest.fixture

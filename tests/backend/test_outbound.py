@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from mv_os import db
-from mv_os.models import Contact, Conversation, Message
+from mv_os.models import Message
 from mv_os.providers.base import (
     PermanentProviderError,
     ProviderConfigError,
@@ -38,13 +38,6 @@ class FakeProvider:
         if self.error:
             raise self.error
         return self.result
-
-
-@pytest.fixture
-def conversation(app):
-    with app.app_context(), db.database.connection_context():
-        contact = Contact.create(wa_id="4915112345678", profile_name="Jürgen")
-        return Conversation.create(phone_number_id="106540352242922", contact=contact).id
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import requests
 
 from mv_os import db
 from mv_os.auth import hash_password
-from mv_os.models import Contact, Conversation, User
+from mv_os.models import User
 from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD
 from scripts.bench.payloads import body, sign, wamid
 from tests.backend.messaging_support import scalar, wait_processed
@@ -32,18 +32,14 @@ from tests.faults.test_slow_meta import HangingMeta
 pytestmark = pytest.mark.slow
 
 
-def post_webhook(server: LiveServer, run: str, seq: int, secret: str | None = None) -> requests.Response:
-    data = body([wamid(run, 0, seq)], seq)
+def post_webhook(
+    server: LiveServer, run: str, seq: int, secret: str | None = None, *, worker: int = 0, session=requests
+) -> requests.Response:
+    """A signed single-message webhook with the wamid `wamid(run, worker, seq)`."""
+    data = body([wamid(run, worker, seq)], worker * 100 + seq)
     signature = sign(data) if secret is None else sign(data, secret)
     headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
-    return requests.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=10)
-
-
-@pytest.fixture
-def conversation(app):
-    with app.app_context(), db.database.connection_context():
-        contact = Contact.create(wa_id="4915112345678", profile_name="J\u00fcrgen")
-        return Conversation.create(phone_number_id="106540352242922", contact=contact).id
+    return session.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=10)
 
 
 def test_an_unknown_worker_class_stops_gunicorn_with_one_line(migrated_url):
@@ -77,13 +73,7 @@ def test_api_requests_and_webhooks_at_once_in_one_worker_all_succeed(settings, u
                     if worker % 2:
                         response = session.get(server.url + "/api/conversations", headers=headers, timeout=10)
                     else:
-                        data = body([wamid("mix", worker, seq)], worker * 100 + seq)
-                        response = session.post(
-                            server.url + "/webhooks/whatsapp",
-                            data=data,
-                            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(data)},
-                            timeout=10,
-                        )
+                        response = post_webhook(server, "mix", seq, worker=worker, session=session)
                     codes.append(response.status_code)
             return codes
 

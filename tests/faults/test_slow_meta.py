@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from mv_os import db
-from mv_os.models import Contact, Conversation, Message
+from mv_os.models import Message
 from mv_os.providers.base import RetryableProviderError
 from mv_os.providers.whatsapp_cloud import WhatsAppCloudMessaging
 from tests.backend.test_outbound import STAGING_SECRETS, login
@@ -89,13 +89,6 @@ def test_a_dripping_meta_is_cut_off_at_the_attempt_deadline_and_not_retried():
     assert elapsed < 2.0, f"the send took {elapsed:.1f}s with a 0.5s deadline (read timeout 0.25s per byte)"
     assert failure.value.safe_to_retry is False  # Meta may have sent it: never sent twice
     assert len(meta.connections) == 1
-
-
-@pytest.fixture
-def conversation(app):
-    with app.app_context(), db.database.connection_context():
-        contact = Contact.create(wa_id="4915112345678", profile_name="J\u00fcrgen")
-        return Conversation.create(phone_number_id="106540352242922", contact=contact).id
 
 
 def test_hanging_meta_times_out_to_503_within_the_bound_and_frees_every_worker(settings, user, conversation):
