@@ -26,7 +26,7 @@ from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD
 from scripts.bench.payloads import body, sign, wamid
 from tests.backend.messaging_support import scalar, wait_processed
 from tests.backend.test_outbound import STAGING_SECRETS, login
-from tests.conftest import DEMO_PASSWORD, ROOT, LiveServer, backend_env
+from tests.conftest import DEMO_PASSWORD, ROOT, LiveServer, backend_env, truncate_all
 from tests.faults.test_slow_meta import HangingMeta
 
 pytestmark = pytest.mark.slow
@@ -135,6 +135,7 @@ def test_the_gthread_fallback_serves_the_same_webhook_path(settings):
         assert scalar(settings.database_url, "SELECT count(*) FROM messages WHERE wamid LIKE %s", ("%gthread%",)) == 1
     finally:
         server.kill()
+        truncate_all(settings.database_url)  # no `app` fixture here to empty the tables
 
 
 def test_logins_do_not_hold_up_webhooks_in_the_same_worker(app, settings):
