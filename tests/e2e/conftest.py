@@ -23,7 +23,11 @@ from mv_os.cli import seed_demo
 from mv_os.settings import Settings
 from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env, truncate_all
 
-CHROMIUM = os.environ.get("MV_OS_CHROMIUM", "/usr/bin/chromium")
+# Debian's headless shell first: the old headless mode, which Playwright itself uses for headless Chromium.  It
+# leaves out the full browser's UI layers and costs about a third less CPU per test than /usr/bin/chromium
+# (same engine, same version: Debian builds both from one source).  MV_OS_CHROMIUM picks another browser.
+CHROMIUMS = ("/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("MV_OS_CHROMIUM") or next((c for c in CHROMIUMS if Path(c).is_file()), CHROMIUMS[0])
 CHROMIUM_ARGS = [
     # One renderer process per site (127.0.0.1, whatever the port) in a browser context: the tests' pages share a
     # warm renderer instead of starting and warming up a new one each (about 0.9 s of CPU per test).
@@ -47,7 +51,8 @@ def browser() -> Browser:
     if not Path(CHROMIUM).is_file():
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: the browser tests need it. Install it with "
-            "`apt-get install -y chromium` (Debian; .ci/run does this) or point MV_OS_CHROMIUM at a Chromium.",
+            "`apt-get install -y chromium-headless-shell` (Debian; .ci/run does this) or point MV_OS_CHROMIUM at "
+            "a Chromium.",
             pytrace=False,
         )
     with sync_playwright() as playwright:
