@@ -66,13 +66,14 @@ def _keep_bytecode(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on a real PostgreSQL (DATABASE_URL/TEST_DATABASE_URL, else the embedded server).
 
-    Runs on two xdist workers (each with its own database); extra arguments replace that and go to pytest,
-    e.g. `nox -s tests -- -k auth -x`.  The browser tests (tests/e2e) run too
+    Runs on three xdist workers (each with its own database; about a sixth of a run on two cores is waiting on
+    servers starting and stopping and on the timeouts under test, which a third worker fills); extra arguments
+    replace that and go to pytest, e.g. `nox -s tests -- -k auth -x` (or `-- -q -n auto` on a bigger machine).  The browser tests (tests/e2e) run too
     when Chromium is installed; without it they are deselected with a warning, except under CI=true, where
     they run and fail (a CI run never passes without them)."""
     _install(session, "test")
     _keep_bytecode(session)
-    args = session.posargs or ["-q", "-n", "2"]
+    args = session.posargs or ["-q", "-n", "3"]
     if not session.posargs and os.environ.get("CI") != "true" and not any(map(os.path.isfile, CHROMIUMS)):
         session.warn(
             f"{CHROMIUMS[0]} not found: browser tests deselected (apt-get install chromium-headless-shell; "

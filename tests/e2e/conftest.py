@@ -8,9 +8,9 @@ Screenshots go to artifacts/e2e/ (git-ignored; CI keeps it as a build artifact).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from mv_os import create_app
 from mv_os.cli import seed_demo
 from mv_os.settings import Settings
+from scripts.webhooks import replay as replay_cli
 from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env, truncate_all
 
 # Debian's headless shell first: the old headless mode, which Playwright itself uses for headless Chromium.  It
@@ -181,24 +182,14 @@ def screenshot(page: Page, name: str) -> Path:
 
 
 def replay(server: LiveServer, *fixtures: str | Path) -> str:
-    """Sign and POST webhook fixtures with the replay CLI, exactly as a developer would."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scripts.webhooks.replay",
-            *map(str, fixtures),
-            "--url",
-            server.url + "/webhooks/whatsapp",
-        ],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    """Sign and POST webhook fixtures with the replay CLI's own `main()`, over real HTTP to the server, exactly as
+    `nox -s replay` does (the CLI as a process of its own is test_replay.py's; here that would only add a Python
+    start-up per call)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = replay_cli.main([*map(str, fixtures), "--url", server.url + "/webhooks/whatsapp"])
+    assert code == 0, out.getvalue()
+    return out.getvalue()
 
 
 def message_row(url: str, **where: str) -> dict:
