@@ -9,12 +9,17 @@
    separate processes (scripts/bench/loadgen.py; plus wrk with scripts/bench/webhook.lua when installed).
 5. Every wamid answered 200 must be in the database exactly once.
 
+`--instance-cpus 0` emulates the deployed topology on one machine: the servers (ceiling and MV-OS alike) run
+on CPU 0 only, as on App Runner's 1-vCPU instance (env/environments.toml), while PostgreSQL (RDS, deployed)
+and the load generators (Meta's senders) run on the other CPUs.  Linux only.
+
 Results: artifacts/bench/latest.json and latest.md (the markdown table also goes to stdout).  A benchmark,
 not a test: it prints figures and fails only when the exactly-once check fails.  127.0.0.1 only."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -169,6 +174,86 @@ class CpuMeter:
         }
 
 
+# ------------------------------------------------------------------------------------- instance emulation
+
+
+class Topology:
+    """Where the processes of a run may execute (`--instance-cpus`): the servers on the instance's CPUs, the
+    bench itself (its load generators and wrk inherit it) and PostgreSQL on the rest.  Without the option
+    everything shares every CPU, and nothing here changes a thing."""
+
+    def __init__(self, instance_cpus: str | None):
+        self.all = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
+        self.instance: set[int] | None = None
+        self.postgres_pinned: list[int] = []
+        if instance_cpus is None:
+            return
+        if not hasattr(os, "sched_setaffinity"):
+            raise SystemExit("mv-os bench: --instance-cpus needs Linux (sched_setaffinity)")
+        try:
+            wanted = {int(cpu) for cpu in instance_cpus.split(",") if cpu.strip()}
+        except ValueError:
+            raise SystemExit(
+                f"mv-os bench: --instance-cpus takes CPU numbers like 0 or 0,1, got {instance_cpus!r}"
+            ) from None
+        if not wanted or not wanted < self.all:
+            raise SystemExit(
+                f"mv-os bench: --instance-cpus must name some, not all, of this machine's CPUs {sorted(self.all)}"
+            )
+        self.instance = wanted
+        os.sched_setaffinity(0, self.others)  # the bench, its load generators and wrk
+
+    @property
+    def others(self) -> set[int]:
+        return self.all - (self.instance or set())
+
+    def server_preexec(self):
+        """For Popen: the server (gunicorn's master; its workers inherit it) runs on the instance's CPUs."""
+        if self.instance is None:
+            return None
+        cpus = self.instance
+        return lambda: os.sched_setaffinity(0, cpus)
+
+    def pin_postgres(self, database_url: str) -> str:
+        """The PostgreSQL server behind `database_url` (its postmaster and every process it has started; new
+        backends inherit the postmaster's CPUs) onto the other CPUs, when it runs on this machine."""
+        if self.instance is None:
+            return ""
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            postmaster = CpuMeter._stat(backend)
+        if postmaster is None:
+            return "PostgreSQL is not on this machine (not pinned)"
+        root = postmaster[0]
+        children = [int(e.name) for e in Path("/proc").glob("[0-9]*") if (CpuMeter._stat(e.name) or (0,))[0] == root]
+        for pid in [root, *children]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.sched_setaffinity(pid, self.others)
+                self.postgres_pinned.append(pid)
+        return f"PostgreSQL on CPU {','.join(map(str, sorted(self.others)))}"
+
+    def restore(self) -> None:
+        for pid in self.postgres_pinned:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.sched_setaffinity(pid, self.all)
+        if self.instance is not None:
+            os.sched_setaffinity(0, self.all)
+
+    def describe(self) -> str | None:
+        if self.instance is None:
+            return None
+        inst, rest = (",".join(map(str, sorted(c))) for c in (self.instance, self.others))
+        return (
+            f"instance emulation: both servers on CPU {inst} (App Runner's 1 vCPU); PostgreSQL (RDS, deployed) and "
+            f"the load generators on CPU {rest}"
+        )
+
+
+TOPOLOGY = Topology(None)
+
+
 # ----------------------------------------------------------------------------------------------- database
 
 
@@ -252,6 +337,7 @@ def start_server(name: str, app: str, database_url: str) -> tuple[subprocess.Pop
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=TOPOLOGY.server_preexec(),  # sets the CPUs only (no threads yet)
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -453,7 +539,8 @@ def table(result: dict) -> str:
         f"Run {result['started']} on {result['machine']['cpu']} ({result['machine']['cores']} cores, "
         f"{result['machine']['memory']}), {result['machine']['os']}, Python {result['machine']['python']}, "
         f"PostgreSQL {check['postgres']} (synchronous_commit={check['synchronous_commit']}, fsync={check['fsync']}); "
-        f"gunicorn.conf.py: {result['gunicorn']}; load average before {result['load_before']}.",
+        f"gunicorn.conf.py: {result['gunicorn']}; load average before {result['load_before']}."
+        + (f" **{result['topology'][0].upper()}{result['topology'][1:]}.**" if result.get("topology") else ""),
         "",
         "| Scenario | Tool | Ceiling (bare Flask) | MV-OS | MV-OS / ceiling |",
         "| --- | --- | --- | --- | --- |",
@@ -506,7 +593,12 @@ def table(result: dict) -> str:
             "CPU per request under wrk (1 message per POST; gunicorn's master and workers, and the PostgreSQL "
             f"backends of the bench database, from /proc): ceiling {cpu_c['workers']:,} µs; MV-OS "
             f"{cpu_m['workers'] + cpu_m['postgres']:,} µs (workers {cpu_m['workers']:,} + PostgreSQL "
-            f"{cpu_m['postgres']:,}). The load generator uses the same cores.",
+            f"{cpu_m['postgres']:,}). "
+            + (
+                "The servers have their CPU to themselves; PostgreSQL and the load generator share the other."
+                if result.get("topology")
+                else "The load generator uses the same cores."
+            ),
         ]
     non200 = {k: v for k, v in m["single"]["codes"].items() if k != "200"}
     non200b = {k: v for k, v in m["batch"]["codes"].items() if k != "200"}
@@ -549,7 +641,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup", action="store_true", help="also time `nox -s dev` warm start to first 200")
     parser.add_argument("--suite", action="store_true", help="also time a warm `nox -R -s tests`")
     parser.add_argument("--label", default="", help="a name for this run, kept in the JSON")
+    parser.add_argument(
+        "--instance-cpus",
+        metavar="CPUS",
+        help="emulate the deployed topology: the servers on these CPUs (e.g. 0: App Runner's 1 vCPU), "
+        "PostgreSQL and the load generators on the others (Linux)",
+    )
     args = parser.parse_args(argv)
+    global TOPOLOGY  # one topology per run, read by start_server
+    TOPOLOGY = Topology(args.instance_cpus)
 
     OUT.mkdir(parents=True, exist_ok=True)
     run = uuid.uuid4().hex[:8]
@@ -564,7 +664,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"mv-os bench: load average {result['load_before']}; preparing {BENCH_DB} ...", file=sys.stderr)
     url = prepare_database(os.environ.get("DATABASE_URL"))
+    try:
+        return _run(args, run, result, url)
+    finally:
+        TOPOLOGY.restore()
 
+
+def _run(args, run: str, result: dict, url: str) -> int:
+    if TOPOLOGY.instance is not None:
+        where = TOPOLOGY.pin_postgres(url)
+        result["topology"] = TOPOLOGY.describe() + ("" if "on CPU" in where else f"; {where}")
+        print(f"mv-os bench: {result['topology']}", file=sys.stderr)
     proc, base = start_server("ceiling", "scripts.bench.ceiling:app", url)
     try:
         result["ceiling"] = measure("ceiling", base, run + "c", args, meter=CpuMeter(proc, None))
@@ -587,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
         wrk["stored"] = stored
         wrk["ok_lte_stored"] = wrk["ok"] <= stored  # every 200 wrk counted is a stored wamid (no body repeats)
 
+    TOPOLOGY.restore()  # the nox timings below use the whole machine
     timings = {}
     if args.startup:
         print("  timing `nox -s dev` warm start ...", file=sys.stderr, flush=True)
