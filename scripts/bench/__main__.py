@@ -223,16 +223,20 @@ class Topology:
 
         with psycopg.connect(database_url, autocommit=True) as conn:
             backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-            postmaster = CpuMeter._stat(backend)
-        if postmaster is None:
+            stat = CpuMeter._stat(backend)
+            local = stat is not None and _comm(backend).startswith("postgres")
+        if not local:
             return "PostgreSQL is not on this machine (not pinned)"
-        root = postmaster[0]
+        self.pin_tree(stat[0])
+        return f"PostgreSQL on CPU {','.join(map(str, sorted(self.others)))}"
+
+    def pin_tree(self, root: int) -> None:
+        """`root` and its children onto the other CPUs (restored by `restore`)."""
         children = [int(e.name) for e in Path("/proc").glob("[0-9]*") if (CpuMeter._stat(e.name) or (0,))[0] == root]
         for pid in [root, *children]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.sched_setaffinity(pid, self.others)
                 self.postgres_pinned.append(pid)
-        return f"PostgreSQL on CPU {','.join(map(str, sorted(self.others)))}"
 
     def restore(self) -> None:
         for pid in self.postgres_pinned:
@@ -252,6 +256,13 @@ class Topology:
 
 
 TOPOLOGY = Topology(None)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 # ----------------------------------------------------------------------------------------------- database

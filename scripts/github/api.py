@@ -6,10 +6,24 @@ import os
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 TIMEOUT_SECONDS = 20
+# Idempotent calls are tried again after a dropped connection or a 502/503/504 (GitHub's own advice for its
+# transient errors); POST and PATCH never are, so nothing is created twice.
+RETRY = Retry(
+    total=3,
+    connect=3,
+    read=2,
+    status=2,
+    backoff_factor=0.2,
+    status_forcelist=(502, 503, 504),
+    allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE"}),
+    raise_on_status=False,
+)
 
 
 class GitHubError(RuntimeError):
@@ -34,6 +48,8 @@ class GitHub:
         self.api_url = (api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
         self.timeout = timeout
         self.http = requests.Session()
+        self.http.mount("https://", HTTPAdapter(max_retries=RETRY))
+        self.http.mount("http://", HTTPAdapter(max_retries=RETRY))
         self.http.headers.update({"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION})
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
