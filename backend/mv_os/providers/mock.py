@@ -21,8 +21,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-import requests
-
 from mv_os.providers.base import SendResult
 from mv_os.webhooks.signing import HEADER, meta_json, sign
 
@@ -131,6 +129,8 @@ class MockMessaging:
         return meta_json(payload)
 
     def _deliver_statuses(self, wamid: str, to: str) -> None:
+        import requests  # only when status webhooks are on (MOCK_STATUS_WEBHOOKS=1)
+
         for status in STATUS_SEQUENCE:
             time.sleep(self.status_delay)
             body = self.status_payload(wamid, to, status)
