@@ -67,10 +67,10 @@ def tests(session: nox.Session) -> None:
     """Run the test suite on a real PostgreSQL (DATABASE_URL/TEST_DATABASE_URL, else the embedded server).
 
     Runs on three xdist workers (each with its own database; about a sixth of a run on two cores is waiting on
-    servers starting and stopping and on the timeouts under test, which a third worker fills); extra arguments
-    replace that and go to pytest, e.g. `nox -s tests -- -k auth -x` (or `-- -q -n auto` on a bigger machine).  The browser tests (tests/e2e) run too
-    when Chromium is installed; without it they are deselected with a warning, except under CI=true, where
-    they run and fail (a CI run never passes without them)."""
+    servers starting and stopping and on the timeouts under test, which a third worker fills).  Extra arguments
+    replace that and go to pytest, e.g. `nox -s tests -- -k auth -x` (or `-- -q -n auto` on a bigger machine).
+    The browser tests (tests/e2e) run too when Chromium is installed; without it they are deselected with a
+    warning, except under CI=true, where they run and fail (a CI run never passes without them)."""
     _install(session, "test")
     _keep_bytecode(session)
     args = session.posargs or ["-q", "-n", "3"]
@@ -84,10 +84,14 @@ def tests(session: nox.Session) -> None:
 
 
 # tests/e2e/conftest.py picks the browser: MV_OS_CHROMIUM, else Debian's headless shell, else its full Chromium.
-CHROMIUMS = [os.environ["MV_OS_CHROMIUM"]] if os.environ.get("MV_OS_CHROMIUM") else [
-    "/usr/bin/chromium-headless-shell",
-    "/usr/bin/chromium",
-]
+CHROMIUMS = (
+    [os.environ["MV_OS_CHROMIUM"]]
+    if os.environ.get("MV_OS_CHROMIUM")
+    else [
+        "/usr/bin/chromium-headless-shell",
+        "/usr/bin/chromium",
+    ]
+)
 
 
 @nox.session
