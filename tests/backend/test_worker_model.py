@@ -42,6 +42,14 @@ def post_webhook(
     return session.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=10)
 
 
+@pytest.fixture(scope="module")
+def local_server(migrated_url):
+    """One gevent worker with the default local config, shared by the tests here that need nothing else."""
+    server = LiveServer(backend_env(migrated_url, WEB_CONCURRENCY="1")).start()
+    yield server
+    server.kill()
+
+
 def test_an_unknown_worker_class_stops_gunicorn_with_one_line(migrated_url):
     env = {**backend_env(migrated_url), "GUNICORN_WORKER_CLASS": "eventlet"}
     result = subprocess.run(
@@ -57,33 +65,30 @@ def test_an_unknown_worker_class_stops_gunicorn_with_one_line(migrated_url):
     assert lines == ["mv-os: config error: GUNICORN_WORKER_CLASS must be one of gevent, gthread"], result.stderr
 
 
-def test_api_requests_and_webhooks_at_once_in_one_worker_all_succeed(settings, user):
+def test_api_requests_and_webhooks_at_once_in_one_worker_all_succeed(local_server, settings, user):
     """One gevent worker: API requests (pooled connections, transactions) interleave with webhooks (the intake)
     and the processor storing them.  When the patching came only after mv_os (and peewee) had been imported,
     the greenlets shared one connection state: the first request failed with 500 ("Attempting to close
     database while transaction is open") and the worker hung."""
-    server = LiveServer(backend_env(settings.database_url, WEB_CONCURRENCY="1")).start()
-    try:
-        headers = login(server, user.email)
+    server = local_server
+    headers = login(server, user.email)
 
-        def client(worker: int) -> list[int]:
-            codes = []
-            with requests.Session() as session:
-                for seq in range(15):
-                    if worker % 2:
-                        response = session.get(server.url + "/api/conversations", headers=headers, timeout=10)
-                    else:
-                        response = post_webhook(server, "mix", seq, worker=worker, session=session)
-                    codes.append(response.status_code)
-            return codes
+    def client(worker: int) -> list[int]:
+        codes = []
+        with requests.Session() as session:
+            for seq in range(15):
+                if worker % 2:
+                    response = session.get(server.url + "/api/conversations", headers=headers, timeout=10)
+                else:
+                    response = post_webhook(server, "mix", seq, worker=worker, session=session)
+                codes.append(response.status_code)
+        return codes
 
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            codes = [code for result in pool.map(client, range(6)) for code in result]
-        assert codes == [200] * 90
-        wait_processed(settings.database_url)
-        assert scalar(settings.database_url, "SELECT count(*) FROM messages WHERE wamid LIKE %s", ("%mix%",)) == 45
-    finally:
-        server.kill()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = [code for result in pool.map(client, range(6)) for code in result]
+    assert codes == [200] * 90
+    wait_processed(settings.database_url)
+    assert scalar(settings.database_url, "SELECT count(*) FROM messages WHERE wamid LIKE %s", ("%mix%",)) == 45
 
 
 def test_webhooks_are_acknowledged_while_every_send_waits_on_a_hanging_meta(settings, user, conversation):
@@ -138,7 +143,7 @@ def test_the_gthread_fallback_serves_the_same_webhook_path(settings):
         truncate_all(settings.database_url)  # no `app` fixture here to empty the tables
 
 
-def test_logins_do_not_hold_up_webhooks_in_the_same_worker(app, settings):
+def test_logins_do_not_hold_up_webhooks_in_the_same_worker(local_server, app):
     """A login's scrypt check is 0.1 s of CPU with the deployed parameters (this user's hash has them, not the
     suite's cheap ones).  On the worker's only thread, 4 logins at once would hold every other request of that
     worker for 0.1 s at a time; on gevent's thread pool (concurrency.off_loop) they run beside them."""
@@ -148,23 +153,20 @@ def test_logins_do_not_hold_up_webhooks_in_the_same_worker(app, settings):
             password_hash=hash_password(DEMO_PASSWORD, DEFAULT_PASSWORD_HASH_METHOD),
             display_name="Default cost",
         ).email
-    server = LiveServer(backend_env(settings.database_url, WEB_CONCURRENCY="1")).start()
-    try:
-        login(server, email)  # warm: the first login also connects and loads the user
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            logins = [pool.submit(login, server, email) for _ in range(8)]
-            waits = []
-            with requests.Session() as session:
-                while not all(f.done() for f in logins):
-                    started = time.monotonic()
-                    response = session.get(server.url + "/healthz", timeout=5)
-                    waits.append(time.monotonic() - started)
-                    assert response.status_code == 200
-            for f in logins:
-                f.result()
-        # Held behind the hashing, nearly every request waits for a whole scrypt (0.1-0.4 s measured); beside
-        # it, a few ms.  The median, not the maximum: one slow moment of a busy test machine must not decide.
-        assert len(waits) >= 5
-        assert statistics.median(waits) < 0.03, f"requests waited {statistics.median(waits):.3f}s (median)"
-    finally:
-        server.kill()
+    server = local_server
+    login(server, email)  # warm: the first login also connects and loads the user
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        logins = [pool.submit(login, server, email) for _ in range(8)]
+        waits = []
+        with requests.Session() as session:
+            while not all(f.done() for f in logins):
+                started = time.monotonic()
+                response = session.get(server.url + "/healthz", timeout=5)
+                waits.append(time.monotonic() - started)
+                assert response.status_code == 200
+        for f in logins:
+            f.result()
+    # Held behind the hashing, nearly every request waits for a whole scrypt (0.1-0.4 s measured); beside
+    # it, a few ms.  The median, not the maximum: one slow moment of a busy test machine must not decide.
+    assert len(waits) >= 5
+    assert statistics.median(waits) < 0.03, f"requests waited {statistics.median(waits):.3f}s (median)"
