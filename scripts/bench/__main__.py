@@ -249,8 +249,9 @@ class Topology:
         if self.instance is None:
             return None
         inst, rest = (",".join(map(str, sorted(c))) for c in (self.instance, self.others))
+        like = " (App Runner's 1 vCPU)" if len(self.instance) == 1 else ""
         return (
-            f"instance emulation: both servers on CPU {inst} (App Runner's 1 vCPU); PostgreSQL (RDS, deployed) and "
+            f"instance emulation: both servers on CPU {inst}{like}; PostgreSQL (RDS, deployed) and "
             f"the load generators on CPU {rest}"
         )
 
