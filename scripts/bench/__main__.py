@@ -232,8 +232,7 @@ class Topology:
 
     def pin_tree(self, root: int) -> None:
         """`root` and its children onto the other CPUs (restored by `restore`)."""
-        children = [int(e.name) for e in Path("/proc").glob("[0-9]*") if (CpuMeter._stat(e.name) or (0,))[0] == root]
-        for pid in [root, *children]:
+        for pid in [root, *children_of(root)]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.sched_setaffinity(pid, self.others)
                 self.postgres_pinned.append(pid)
@@ -257,6 +256,11 @@ class Topology:
 
 
 TOPOLOGY = Topology(None)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from one pass over /proc."""
+    return [int(e.name) for e in Path("/proc").glob("[0-9]*") if (CpuMeter._stat(e.name) or (0,))[0] == pid]
 
 
 def _comm(pid: int) -> str:

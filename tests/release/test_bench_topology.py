@@ -8,11 +8,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from scripts.bench.__main__ import Topology
+from scripts.bench.__main__ import Topology, children_of
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -70,13 +69,7 @@ def test_the_server_runs_on_the_instance_cpu_and_everything_else_on_the_others()
 
 def _child_of(pid: int) -> int:
     deadline = time.monotonic() + 5  # the shell forks its first sleep moments after it starts
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").glob("[0-9]*"):
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                return int(entry.name)
+    while not (children := children_of(pid)):
+        assert time.monotonic() < deadline, f"process {pid} has no child"
         time.sleep(0.01)
-    raise AssertionError(f"process {pid} has no child")
+    return children[0]
