@@ -27,6 +27,7 @@ from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_
 # Debian's headless shell first: the old headless mode, which Playwright itself uses for headless Chromium.  It
 # leaves out the full browser's UI layers and costs about a third less CPU per test than /usr/bin/chromium
 # (same engine, same version: Debian builds both from one source).  MV_OS_CHROMIUM picks another browser.
+# noxfile.py keeps the same two paths for its "no Chromium" warning.
 CHROMIUMS = ("/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
 CHROMIUM = os.environ.get("MV_OS_CHROMIUM") or next((c for c in CHROMIUMS if Path(c).is_file()), CHROMIUMS[0])
 CHROMIUM_ARGS = [
