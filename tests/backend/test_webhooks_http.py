@@ -1,4 +1,4 @@
-"""The webhook receiver over real HTTP, against gunicorn (gunicorn.conf.py, 2 workers x 8 threads).
+"""The webhook receiver over real HTTP, against gunicorn (gunicorn.conf.py: 2 gevent workers, production's config).
 
 Each test states one rule of the contract in ../../docs/messaging.md: handshake, size -> signature -> JSON
 order, ingest of every entry/change/message/status/error, exactly once under concurrency, statuses never
