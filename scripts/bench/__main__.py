@@ -38,8 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from mv_os.meta.signing import sign  # noqa: E402
 from scripts.bench import loadgen  # noqa: E402
-from scripts.bench.payloads import CONTACTS, body, sign, wamid  # noqa: E402
+from scripts.bench.payloads import CONTACTS, SECRET, body, wamid  # noqa: E402
 
 OUT = ROOT / "artifacts" / "bench"
 BENCH_DB = "mv_os_bench"
@@ -430,7 +431,7 @@ def drive_wrk(
     for seq in range(count):
         ids = [wamid(run, 900, seq * per_post + i) for i in range(per_post)]
         data = body(ids, seq * per_post)
-        lines.append(sign(data) + "\t" + data.decode("ascii"))
+        lines.append(sign(SECRET, data) + "\t" + data.decode("ascii"))
     requests_file = tmp / "requests.tsv"
     requests_file.write_text("\n".join(lines) + "\n")
     result_file = tmp / "result.json"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from pathlib import Path
 
 import psycopg
 
-from mv_os.webhooks.signing import meta_json
+from mv_os.meta import signing
+from mv_os.meta.signing import meta_json
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "scripts" / "webhooks" / "fixtures"
@@ -22,11 +21,11 @@ def fixture(name: str) -> bytes:
 
 
 def signature(body: bytes, secret: str = LOCAL_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signing.sign(secret, body)
 
 
 def signed_headers(body: bytes, secret: str = LOCAL_SECRET) -> dict[str, str]:
-    return {"Content-Type": "application/json", "X-Hub-Signature-256": signature(body, secret)}
+    return signing.signed_headers(secret, body)
 
 
 def rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:

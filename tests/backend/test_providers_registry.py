@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from mv_os.meta.signing import sign, verify
 from mv_os.providers import registry
 from mv_os.providers.mock import MockMessaging
 from mv_os.providers.whatsapp_cloud import WhatsAppCloudMessaging
 from mv_os.settings import ConfigError, Settings
-from mv_os.webhooks.signing import sign, verify
 
 CLOUD = {
     "DATABASE_URL": "postgresql://app:pw@db.internal:5432/app",

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mv_os.webhooks.signing import meta_json
+from mv_os.meta.signing import meta_json
 from scripts.webhooks import replay
 from tests.backend.messaging_support import FIXTURES, rows, scalar, signature, wait_processed
 from tests.conftest import ROOT, LiveServer, backend_env, truncate_all

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mv_os import db
+from mv_os.meta.signing import meta_json
 from mv_os.webhooks import processor
-from mv_os.webhooks.signing import meta_json
 from tests.backend.messaging_support import scalar, signed_headers
 
 # Hypothesis's default of 100 examples per property (about 8 ms each here); the seed is random on every run, so

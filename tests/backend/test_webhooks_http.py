@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from mv_os import db
+from mv_os.meta.signing import meta_json
 from mv_os.models import Contact, Conversation
-from mv_os.webhooks.signing import meta_json
 from tests.backend.messaging_support import (
     LOCAL_VERIFY_TOKEN,
     fixture,

@@ -12,7 +12,8 @@ from pathlib import Path
 import psycopg
 import requests
 
-from scripts.bench.payloads import body, sign, wamid
+from mv_os.meta.signing import signed_headers
+from scripts.bench.payloads import SECRET, body, wamid
 
 
 @dataclass
@@ -31,7 +32,7 @@ def make_delivery(run: str, worker: int, seq: int, per_post: int = 1) -> Deliver
 
 def post(url: str, delivery: Delivery, session: requests.Session | None = None, timeout: float = 15) -> int | None:
     data = delivery.body
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(data)}
+    headers = signed_headers(SECRET, data)
     delivery.started = time.monotonic()
     try:
         response = (session or requests).post(url + "/webhooks/whatsapp", data=data, headers=headers, timeout=timeout)

@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from mv_os import MAX_CONTENT_LENGTH
+from mv_os.meta.signing import signed_headers
+from scripts.bench.payloads import SECRET
 from tests.conftest import LiveServer, backend_env, truncate_all
-from tests.faults.support import sign
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +39,14 @@ def padded_body(size: int) -> bytes:
 def test_bodies_up_to_the_limit_are_accepted(server, size):
     data = padded_body(size)
     assert json.loads(data)
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(data)}
+    headers = signed_headers(SECRET, data)
     response = requests.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
 
 
 def test_one_byte_over_the_limit_is_413(server):
     data = padded_body(MAX_CONTENT_LENGTH + 1)
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(data)}
+    headers = signed_headers(SECRET, data)
     try:
         response = requests.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=30)
     except requests.ConnectionError:

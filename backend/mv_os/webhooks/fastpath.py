@@ -27,8 +27,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from mv_os import access
 from mv_os.errors import as_api_error, error_body
+from mv_os.meta.signing import ENVIRON_KEY
 from mv_os.webhooks import whatsapp
-from mv_os.webhooks.signing import ENVIRON_KEY
 
 PATH = "/webhooks/whatsapp"
 

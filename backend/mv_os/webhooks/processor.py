@@ -14,7 +14,7 @@ rest, in batches, so a burst is absorbed at the speed of one INSERT and processe
   every MAX_DEFER and the backlog is processed when the burst ends.  Otherwise it starts after CALM_QUIET:
   latency to the inbox when traffic is light is a few milliseconds.
 - A batch is up to BATCH_PAYLOADS payloads and BATCH_BYTES bytes (at least one payload), stored with
-  `ingest.store_payloads` in one transaction.  If a batch fails, each payload is retried on its own; one that
+  `messaging.inbound.store` in one transaction.  If a batch fails, each payload is retried on its own; one that
   still fails is marked processed with `processing_error` (kept for a replay after a fix) so it cannot block
   the queue.  A database outage is not such a failure: the batch stays queued and the thread retries with
   back-off.
@@ -23,7 +23,6 @@ rest, in batches, so a burst is absorbed at the speed of one INSERT and processe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -31,7 +30,8 @@ import time
 
 from mv_os.db import database
 from mv_os.errors import UNAVAILABLE
-from mv_os.webhooks.ingest import store_payloads
+from mv_os.messaging import inbound
+from mv_os.meta.payload import parse
 
 log = logging.getLogger("mv_os.webhooks.processor")
 
@@ -72,21 +72,21 @@ def process_batch(default_phone_number_id: str, limit: int = BATCH_PAYLOADS) -> 
             ).fetchall()
             try:
                 with database.atomic():  # a savepoint: a failure here leaves the claim intact
-                    payloads = [(int(payload_id), json.loads(bytes(body))) for payload_id, body in bodies]
-                    result = store_payloads(payloads, default_phone_number_id=default_phone_number_id)
+                    parsed = [(int(pid), parse(bytes(body), default_phone_number_id)) for pid, body in bodies]
+                    counts = inbound.store(parsed)
                     _mark(ids)
             except UNAVAILABLE:
                 raise
             except Exception:
                 log.exception("webhook batch of %d payloads failed; processing them one by one", len(ids))
-                result = None
+                counts = None
                 for payload_id, body in bodies:
                     _process_alone(int(payload_id), bytes(body), default_phone_number_id)
-            if result is not None:
+            if counts is not None:
                 log.info(  # one line per batch (not per request): what the runbooks look for
                     "processed %d webhook payloads: %s",
                     len(ids),
-                    " ".join(f"{k}={v}" for k, v in result.counts.items()),
+                    " ".join(f"{k}={v}" for k, v in counts.items()),
                 )
             return len(ids)
     finally:
@@ -105,7 +105,7 @@ def _release() -> None:
 def _process_alone(payload_id: int, body: bytes, default_phone_number_id: str) -> None:
     try:
         with database.atomic():
-            store_payloads([(payload_id, json.loads(body))], default_phone_number_id=default_phone_number_id)
+            inbound.store([(payload_id, parse(body, default_phone_number_id))])
             _mark([payload_id])
     except UNAVAILABLE:
         raise

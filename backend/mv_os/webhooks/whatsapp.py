@@ -25,8 +25,8 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from mv_os.errors import ApiError
+from mv_os.meta.signing import HEADER, verify
 from mv_os.webhooks import intake, processor
-from mv_os.webhooks.signing import HEADER, verify
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger("mv_os.webhooks")

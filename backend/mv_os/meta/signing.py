@@ -22,6 +22,11 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), header.strip().lower().encode("utf-8", "replace"))
 
 
+def signed_headers(secret: str, body: bytes) -> dict[str, str]:
+    """The headers of a Meta webhook POST carrying `body`."""
+    return {"Content-Type": "application/json", HEADER: sign(secret, body)}
+
+
 def meta_json(payload) -> bytes:
     """Serialize like Meta does: compact, non-ASCII as \\uXXXX escapes, '/' as '\\/'."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode("ascii")
