@@ -22,11 +22,12 @@ ALGORITHMS = ["HS256"]  # hard-coded: never taken from the token header
 
 
 def password_hash_method() -> str:
-    """werkzeug's default scrypt, unless the app runs in local with PASSWORD_HASH_METHOD (the test suite's cheap
-    scrypt parameters).  A staging or production app always gets the default, whatever its settings hold."""
+    """werkzeug's default scrypt, unless the environment's policy honours PASSWORD_HASH_METHOD (local: the test
+    suite's cheap scrypt parameters).  A staging or production app always gets the default, whatever its
+    settings hold."""
     if has_app_context():
         settings = current_app.config["SETTINGS"]
-        if not settings.environment.deployed:
+        if settings.environment.policy.password_hash_override:
             return settings.password_hash_method
     return DEFAULT_PASSWORD_HASH_METHOD
 
