@@ -25,10 +25,8 @@ from mv_os.meta.signing import sign
 from mv_os.models import User
 from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD
 from scripts.bench.payloads import SECRET, body, wamid
-from tests.backend.messaging_support import scalar, wait_processed
-from tests.backend.test_outbound import STAGING_SECRETS, login
-from tests.conftest import DEMO_PASSWORD, ROOT, LiveServer, backend_env, truncate_all
-from tests.faults.test_slow_meta import HangingMeta
+from tests.support.databases import scalar, truncate_all, wait_processed
+from tests.support.servers import DEMO_PASSWORD, ROOT, STAGING_SECRETS, HangingMeta, LiveServer, backend_env, login
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Webhook body size: Meta's batches reach about 3 MB and are accepted; anything over the 4 MiB limit is
 refused with 413 without the server reading it all (a declared Content-Length is refused before the body is
-sent: tests/backend/test_webhooks_http.py; here, a chunked body with no declared length that never ends)."""
+sent: tests/backend/webhooks/test_whatsapp.py; here, a chunked body with no declared length that never ends)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import requests
 from mv_os import MAX_CONTENT_LENGTH
 from mv_os.meta.signing import signed_headers
 from scripts.bench.payloads import SECRET
-from tests.conftest import LiveServer, backend_env, truncate_all
+from tests.support.databases import truncate_all
+from tests.support.servers import LiveServer, backend_env
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ through it) answers the usual webhook itself with the very same steps and the sa
 
 Everything else goes to Flask unchanged: other paths and methods, chunked bodies (no Content-Length), bodies
 declared over MAX_CONTENT_LENGTH (Flask answers 413 before reading them), and a body cut short by the client
-(re-wrapped so werkzeug sees the same short stream and answers 400).  tests/backend/test_webhook_fastpath.py
+(re-wrapped so werkzeug sees the same short stream and answers 400).  tests/backend/webhooks/test_fastpath.py
 holds both paths to identical answers."""
 
 from __future__ import annotations

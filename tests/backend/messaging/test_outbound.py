@@ -19,8 +19,8 @@ from mv_os.providers.base import (
 )
 from mv_os.providers.mock import MockMessaging
 from mv_os.webhooks import processor
-from tests.backend.messaging_support import signed_headers, status_payload
-from tests.conftest import DEMO_PASSWORD, LiveServer, backend_env
+from tests.support.servers import STAGING_SECRETS, LiveServer, backend_env, login
+from tests.support.webhooks import signed_headers, status_payload
 
 
 class FakeProvider:
@@ -131,26 +131,6 @@ def test_a_receipt_that_raced_ahead_of_the_send_is_applied(app, client, send):
 
 
 # ------------------------------------------------------------------------------------ over real HTTP
-
-STAGING_SECRETS = {
-    "NODE_ENV": "staging",
-    "JWT_SECRET": "staging-test-jwt-secret-0123456789abcdef",
-    "WHATSAPP_APP_SECRET": "staging-test-app-secret-0123456789",
-    "WHATSAPP_VERIFY_TOKEN": "staging-test-verify-token",
-    "WHATSAPP_ACCESS_TOKEN": "staging-test-access-token",
-    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
-    "WHATSAPP_SEND_ATTEMPTS": "2",
-    "WHATSAPP_RETRY_BACKOFF": "0.01",
-    "WHATSAPP_SEND_TIMEOUT": "2",
-}
-
-
-def login(server: LiveServer, email: str) -> dict:
-    response = requests.post(
-        server.url + "/api/auth/login", json={"email": email, "password": DEMO_PASSWORD}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.mark.slow

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 
 from mv_os.webhooks import intake, processor
-from tests.backend.messaging_support import fixture, outbound_message, rows, scalar, status_payload, wait_processed
-from tests.conftest import LiveServer, backend_env, truncate_all
-from tests.faults.support import make_delivery, stored_wamids
+from tests.support.databases import outbound_message, rows, scalar, truncate_all, wait_processed
+from tests.support.load import make_delivery, stored_wamids
+from tests.support.servers import LiveServer, backend_env
+from tests.support.webhooks import fixture, status_payload
 
 
 def queue_raw(url: str, *bodies: bytes, age_s: int = 0, processed_default: bool = False) -> None:

@@ -16,7 +16,7 @@ from mv_os.providers.base import (
     SendResult,
 )
 from mv_os.providers.whatsapp_cloud import WhatsAppCloudMessaging
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 PHONE_ID = "106540352242922"
 PATH = f"/v23.0/{PHONE_ID}/messages"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.workflows.fake_github import TOKEN, FakeGitHub
+from tests.support.fake_github import TOKEN, FakeGitHub
 
 ALL = re.compile(r"^/.*$")
 

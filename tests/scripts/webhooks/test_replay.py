@@ -11,8 +11,9 @@ import pytest
 
 from mv_os.meta.signing import meta_json
 from scripts.webhooks import replay
-from tests.backend.messaging_support import FIXTURES, rows, scalar, signature, wait_processed
-from tests.conftest import ROOT, LiveServer, backend_env, truncate_all
+from tests.support.databases import rows, scalar, truncate_all, wait_processed
+from tests.support.servers import ROOT, LiveServer, backend_env
+from tests.support.webhooks import FIXTURES, signature
 
 pytestmark = pytest.mark.slow
 

@@ -19,17 +19,9 @@ import requests
 from mv_os import db
 from mv_os.meta.signing import meta_json
 from mv_os.models import Contact, Conversation
-from tests.backend.messaging_support import (
-    LOCAL_VERIFY_TOKEN,
-    fixture,
-    outbound_message,
-    rows,
-    scalar,
-    signed_headers,
-    status_payload,
-    wait_processed,
-)
-from tests.conftest import DEMO_PASSWORD, LiveServer, backend_env, free_port, truncate_all
+from tests.support.databases import outbound_message, rows, scalar, truncate_all, wait_processed
+from tests.support.servers import DEMO_PASSWORD, LiveServer, backend_env, free_port
+from tests.support.webhooks import LOCAL_VERIFY_TOKEN, fixture, signed_headers, status_payload
 
 pytestmark = pytest.mark.slow
 

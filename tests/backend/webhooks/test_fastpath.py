@@ -17,8 +17,9 @@ from werkzeug.wrappers import Request
 from mv_os import create_app
 from mv_os.webhooks import intake
 from mv_os.webhooks.fastpath import WebhookFastPath
-from tests.backend.messaging_support import fixture, scalar, signed_headers
-from tests.conftest import free_port, truncate_all
+from tests.support.databases import scalar, truncate_all
+from tests.support.servers import free_port
+from tests.support.webhooks import fixture, signed_headers
 
 URL = "/webhooks/whatsapp"
 BODY = fixture("inbound_text.json")

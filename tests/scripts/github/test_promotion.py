@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from scripts.github import promotion
 from scripts.github.api import GitHub
-from tests.workflows.fake_github import TOKEN
+from tests.support.fake_github import TOKEN
 
 SHA = "a" * 40
 
