@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench.__main__ import CpuMeter
+from scripts.bench.metering import CpuMeter
 
 BURN_S = 0.3
 # A "worker": waits for a line, burns BURN_S of CPU, says so, then idles until killed.

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from scripts.bench.__main__ import Topology, children_of
+from scripts.bench.metering import Topology, children_of
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
