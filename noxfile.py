@@ -1,6 +1,6 @@
 """Every command a person or CI runs for MV-OS.  `nox -l` lists the sessions; workflows only call these.
 
-Sessions install from the hashed lock files in requirements/ (regenerate them with `nox -s lock`) into venvs
+Sessions install from the hashed exports of uv.lock in requirements/ (refresh them with `nox -s lock`) into venvs
 that are reused between runs, so warm runs are fast.  The backend is put on PYTHONPATH, not installed."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 REQ = ROOT / "requirements"
-LOCK_GROUPS = {"app": None, "pg": "pg", "test": "test", "lint": "lint", "release": "release"}
 
 nox.needs_version = ">=2025.5"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -113,11 +112,11 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("lint-imports")
     _pipeline_checks(session)
-    _lock_impl(session, check=True)
+    session.run("python", "scripts/lockfiles.py", "check")
 
 
 SECRETS_FILTERS = [  # the project's placeholder rules (scripts/check_secrets.py explains each)
-    "--exclude-files", r"^(requirements/.*\.txt|\.ci/requirements-nox\.txt|\.secrets\.baseline)$",
+    "--exclude-files", r"^(requirements/.*\.txt|uv\.lock|\.ci/requirements-nox\.txt|\.secrets\.baseline)$",
     "--exclude-secrets", r"^mv-os/", "--exclude-secrets", r"^<[^>]*>$", "--exclude-secrets", r"^(local|demo)-",
     # pragma: allowlist nextline secret (a filter pattern, not a credential)
     "--exclude-lines", r"postgres(ql)?://postgres:postgres@(localhost|127\.0\.0\.1)",
@@ -146,36 +145,23 @@ def _pipeline_checks(session: nox.Session) -> None:
     session.run("pre-commit", "validate-config", ".pre-commit-config.yaml", silent=True)
 
 
-def _lock_impl(session: nox.Session, *, check: bool) -> None:
-    for name, group in LOCK_GROUPS.items():
-        out = REQ / f"{name}.txt"
-        args = [
-            "uv",
-            "pip",
-            "compile",
-            "pyproject.toml",
-            "--universal",
-            "--generate-hashes",
-            "--python-version",
-            "3.11",
-            "--quiet",
-            "--no-header",
-        ]
-        if group:
-            args += ["--group", group]
-        if check:
-            fresh = session.run(*args, silent=True, external=True)
-            if fresh.strip() != out.read_text().strip():
-                session.error(f"{out.relative_to(ROOT)} is out of date with pyproject.toml: run `nox -s lock`")
-        else:
-            session.run(*args, "-o", str(out), external=True)
-
-
 @nox.session(default=False)
 def lock(session: nox.Session) -> None:
-    """Regenerate the hashed lock files in requirements/ from pyproject.toml (after changing a dependency)."""
-    session.install("uv")
-    _lock_impl(session, check=False)
+    """Refresh uv.lock and its hashed exports requirements/*.txt: every dependency to its newest allowed version.
+
+    `nox -s lock` upgrades on purpose; `-- --keep` changes only what pyproject.toml requires (after adding or
+    changing a dependency); `-- --upgrade-package NAME` upgrades NAME alone.  `nox -s lint` then checks,
+    offline, that the lock satisfies pyproject.toml."""
+    args = list(session.posargs)
+    if args == ["--keep"]:
+        args = []
+    elif not args:
+        args = ["--upgrade"]
+    elif args[0] != "--upgrade-package" or len(args) < 2:
+        session.error("Usage: nox -s lock [-- --keep | --upgrade-package NAME [--upgrade-package NAME ...]]")
+    _install(session, "lint")  # the pinned uv comes from the lint lock
+    session.run("uv", "lock", *args)
+    session.run("python", "scripts/lockfiles.py", "export")
 
 
 # -- release (scripts/release): never run by a bare `nox`; AWS only through the standard SDK environment --------
