@@ -27,18 +27,28 @@ def _install(session: nox.Session, group: str) -> None:
     session.env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "backend"), str(ROOT)])
 
 
+def _env_default(session: nox.Session, name: str, value: str) -> None:
+    """Set `name` for the session's commands unless the user's shell (or nox) already gives it a value.
+
+    nox's `session.env` holds only the session's own overrides, not the shell's variables, so
+    `session.env.setdefault` alone would override an exported `PORT=4301`."""
+    if name not in os.environ and name not in session.env:
+        session.env[name] = value
+
+
 def _local_env(session: nox.Session) -> None:
-    session.env.setdefault("NODE_ENV", "local")
-    session.env.setdefault("PYTHONUNBUFFERED", "1")
+    _env_default(session, "NODE_ENV", "local")
+    _env_default(session, "PYTHONUNBUFFERED", "1")
     # The mock provider answers each send with signed sent/delivered/read webhooks to PUBLIC_BASE_URL.
-    session.env.setdefault("MOCK_STATUS_WEBHOOKS", "1")
+    _env_default(session, "MOCK_STATUS_WEBHOOKS", "1")
 
 
 @nox.session
 def dev(session: nox.Session) -> None:
-    """Run MV-OS locally on http://127.0.0.1:3000: NODE_ENV=local, mock providers, embedded PostgreSQL.
+    """Run MV-OS locally on http://127.0.0.1:3000 (or $PORT): NODE_ENV=local, mock providers, real PostgreSQL.
 
-    Migrates and seeds the demo user first.  `nox -s dev -- --no-reload` turns the code reloader off."""
+    Migrates and seeds the demo user first.  `nox -s dev -- --no-reload` turns the code reloader off.  The
+    embedded PostgreSQL it starts (when DATABASE_URL is unset) stops when the command ends."""
     _install(session, "pg")
     _local_env(session)
     session.run("python", "-m", "mv_os.devserver", *session.posargs)
@@ -46,11 +56,31 @@ def dev(session: nox.Session) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Like `dev`, but under gunicorn with the production-like gunicorn.conf.py (PORT defaults to 3000)."""
+    """Like `dev`, but under gunicorn with the production-like gunicorn.conf.py (PORT from the shell, else 3000)."""
     _install(session, "pg")
     _local_env(session)
-    session.env.setdefault("PORT", "3000")
     session.run("python", "-m", "mv_os.devserver", "--gunicorn", *session.posargs)
+
+
+@nox.session(default=False)
+def manage(session: nox.Session) -> None:
+    """Operator commands on the database `nox -s dev` uses (local templates, DATABASE_URL or the embedded server).
+
+    `nox -s manage -- migrate [--check] | create-user --email ADDRESS | seed-demo | webhooks status|process`."""
+    if not session.posargs:
+        session.error(
+            "Usage: nox -s manage -- migrate [--check] | create-user --email ADDRESS | seed-demo | webhooks status"
+        )
+    _install(session, "pg")
+    _local_env(session)
+    session.run("python", "-m", "mv_os.manage", *session.posargs)
+
+
+def _test_env(session: nox.Session) -> None:
+    """What every test session needs besides its venv: bytecode caching and the nox that runs it."""
+    _keep_bytecode(session)
+    # Tests that call nox run it with the interpreter that runs this nox (`python3 -m nox`), never from PATH.
+    session.env["MV_OS_NOX_PYTHON"] = sys.executable
 
 
 def _keep_bytecode(session: nox.Session) -> None:
@@ -71,7 +101,7 @@ def tests(session: nox.Session) -> None:
     The browser tests (tests/e2e) run too when Chromium is installed; without it they are deselected with a
     warning, except under CI=true, where they run and fail (a CI run never passes without them)."""
     _install(session, "test")
-    _keep_bytecode(session)
+    _test_env(session)
     args = session.posargs or ["-q", "-n", "3"]
     if not session.posargs and os.environ.get("CI") != "true" and not any(map(os.path.isfile, CHROMIUMS)):
         session.warn(
@@ -100,7 +130,7 @@ def e2e(session: nox.Session) -> None:
 
     Never skipped: without Chromium they fail and say how to install it.  Screenshots: artifacts/e2e/."""
     _install(session, "test")
-    _keep_bytecode(session)
+    _test_env(session)
     session.run("pytest", "tests/e2e", *(session.posargs or ["-q"]))
 
 
@@ -254,7 +284,7 @@ def replay(session: nox.Session) -> None:
     """Sign and POST webhook fixtures (exact bytes) to a running MV-OS; non-zero exit on any non-200.
 
     `nox -s replay -- FIXTURE|DIR... [--url URL] [--env-file FILE] [--production]`
-    (URL defaults to http://127.0.0.1:3000/webhooks/whatsapp, FILE to env/backend.env.local.example)."""
+    (URL defaults to http://127.0.0.1:$PORT/webhooks/whatsapp, PORT to 3000, FILE to env/backend.env.local.example)."""
     if not session.posargs:
         session.error(
             "Usage: nox -s replay -- FIXTURE|DIR... [--url URL] [--env-file FILE] [--production]  "
