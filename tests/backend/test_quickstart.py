@@ -5,6 +5,7 @@ session of its own, the way a terminal does, and stops it with SIGTERM to that p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -229,3 +230,32 @@ def test_gunicorn_opens_no_control_socket_in_the_home_folder(tmp_path, migrated_
     server = LiveServer(backend_env(migrated_url, WEB_CONCURRENCY="1", HOME=str(home))).start()
     server.kill()
     assert list(home.iterdir()) == []
+
+
+def _sh_blocks(text: str) -> list[list[str]]:
+    return [
+        [line for line in block.splitlines() if line.strip()] for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+    ]
+
+
+def test_the_quickstart_is_two_lines_that_need_nothing_on_path_and_the_path_fix_follows():
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    first, second = _sh_blocks(quickstart)[:2]
+    assert len(first) == 2
+    commands = [part.strip() for line in first for part in line.split("#", 1)[0].split("&&")]
+    assert commands[0].startswith('python3 -m pip install --user "nox[uv]==')
+    assert all(c.startswith("python3 -m nox -s ") for c in commands[1:]), commands
+    assert second == ['export PATH="$(python3 -m site --user-base)/bin:$PATH"']
+
+
+def test_every_nox_session_the_docs_name_exists():
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    named = sorted({name for doc in docs for name in re.findall(r"nox -s ([a-z][a-z0-9-]*)", doc.read_text())})
+    assert {"dev", "tests", "manage", "lock"} <= set(named)
+    # nox itself answers: `-l -s NAME…` fails with "Sessions not found" for a name the noxfile lacks.
+    listed = subprocess.run(
+        [*NOX, "-l", "--json", "-s", *named], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert {s["name"] for s in json.loads(listed.stdout)} == set(named)
