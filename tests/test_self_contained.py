@@ -1,4 +1,4 @@
-"""The project stands alone: a clone on GitHub has no ../shared, and test output never carries the environment."""
+"""The project stands alone (a clone on GitHub has no folder beside it); test output never shows the environment."""
 
 from __future__ import annotations
 

@@ -105,42 +105,37 @@ def wait_stopped(data_dir: Path, timeout: float = 15) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.version_info >= (3, 13), reason="pgserver wheels cover CPython 3.9-3.12 only")
-def test_dev_without_database_url_uses_the_embedded_server_keeps_data_and_stops_it(tmp_path):
-    state = tmp_path / "state"
+def test_dev_without_database_url_uses_the_embedded_server_keeps_data_and_stops_it(state_dir):
+    state = state_dir
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dev_env(MV_OS_STATE_DIR=str(state), PORT=str(port), DEMO_PASSWORD="first-password")
     pgdata = state / "pgdata"
+    proc = start_devserver(env)
     try:
-        proc = start_devserver(env)
-        try:
-            wait_healthy(proc, url, timeout=90)
-            assert requests.get(url + "/readyz", timeout=5).status_code == 200
-        finally:
-            first = stop(proc)
-        assert "embedded PostgreSQL ready" in first
-        assert "applied migration 0001_initial" in first
-        assert (pgdata / "PG_VERSION").exists()
-        assert wait_stopped(pgdata), "the embedded PostgreSQL outlived the command that started it"
-
-        # Second run: same data folder, nothing to migrate, the demo user is still there.
-        proc = start_devserver(env)
-        try:
-            wait_healthy(proc, url, timeout=60)
-            login = requests.post(
-                url + "/api/auth/login",
-                timeout=5,
-                json={"email": "demo@mv-os.local", "password": "first-password"},
-            )
-            assert login.status_code == 200
-        finally:
-            second = stop(proc)
-        assert "applied migration" not in second
-        assert wait_stopped(pgdata)
+        wait_healthy(proc, url, timeout=90)
+        assert requests.get(url + "/readyz", timeout=5).status_code == 200
     finally:
-        from mv_os.localdb import stop_server
+        first = stop(proc)
+    assert "embedded PostgreSQL ready" in first
+    assert "applied migration 0001_initial" in first
+    assert (pgdata / "PG_VERSION").exists()
+    assert wait_stopped(pgdata), "the embedded PostgreSQL outlived the command that started it"
 
-        stop_server(pgdata)
+    # Second run: same data folder, nothing to migrate, the demo user is still there.
+    proc = start_devserver(env)
+    try:
+        wait_healthy(proc, url, timeout=60)
+        login = requests.post(
+            url + "/api/auth/login",
+            timeout=5,
+            json={"email": "demo@mv-os.local", "password": "first-password"},
+        )
+        assert login.status_code == 200
+    finally:
+        second = stop(proc)
+    assert "applied migration" not in second
+    assert wait_stopped(pgdata)
 
 
 def test_dev_reads_the_local_frontend_and_backend_templates(tmp_path, monkeypatch):

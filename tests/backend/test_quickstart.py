@@ -59,6 +59,8 @@ class Terminal:
         raise AssertionError(f"{url} did not answer:\n{self.output()[-3000:]}")
 
     def terminate_group(self) -> None:
+        if self.proc.poll() is not None:
+            return
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=30)
@@ -90,12 +92,12 @@ def wait_until_gone(session_id: int, marker: str, timeout: float = 15) -> list[s
     return left
 
 
-def test_nox_dev_on_a_chosen_port_delivers_read_receipts_and_leaves_nothing_running(tmp_path):
+def test_nox_dev_on_a_chosen_port_delivers_read_receipts_and_leaves_nothing_running(tmp_path, state_dir):
     """PORT from the shell: served there, the mock's status webhooks come back there, the replay CLI finds it;
     the handshake's token never reaches the log; SIGTERM to the group stops the embedded PostgreSQL too."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    state = tmp_path / "state"
+    state = state_dir
     env = shell_env(PORT=str(port), MV_OS_STATE_DIR=str(state))
     term = Terminal([*NOX, "-s", "dev", "--", "--no-reload"], env, tmp_path / "dev.log")
     try:
