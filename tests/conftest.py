@@ -3,6 +3,9 @@ and `live_server` (gunicorn over real HTTP on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,7 +17,7 @@ from mv_os.localdb import drop_database
 from mv_os.models import Contact, Conversation, User
 from mv_os.settings import Environment, Settings
 from tests.support.databases import create_worker_database, truncate_all
-from tests.support.servers import DEMO_PASSWORD, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env
+from tests.support.servers import DEMO_PASSWORD, ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env
 
 # Fixtures that reach a database or a server: a `unit` test may use none of them.
 _NOT_UNIT = {"database_url", "migrated_url", "settings", "app", "client", "live_server", "httpserver"}
@@ -162,3 +165,18 @@ def make_httpserver(httpserver_listen_address, httpserver_ssl_context):
     server.clear()
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture
+def state_dir():
+    """A state folder for an embedded PostgreSQL of the test's own, inside the clone's git-ignored .mv-os/.
+
+    Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 0700 when a worker starts, and as
+    root pgserver runs PostgreSQL as another user, who must be able to reach the data folder."""
+    (ROOT / ".mv-os").mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="test-state-", dir=ROOT / ".mv-os"))
+    yield path
+    from mv_os.localdb import stop_server
+
+    stop_server(path / "pgdata")
+    shutil.rmtree(path, ignore_errors=True)
