@@ -65,6 +65,7 @@ class Policy:
     ignored_credentials: tuple[str, ...] = ()  # present in the environment but never used here
     password_hash_override: bool = False  # PASSWORD_HASH_METHOD accepted (the test suite's cheap scrypt)
     poll_interval_ms: int = 5000  # the inbox's default refresh
+    proxy_hops: int = 0  # trusted proxies in front that append to X-Forwarded-For (App Runner's: 1)
 
 
 POLICIES: Mapping[str, Policy] = MappingProxyType(
@@ -85,6 +86,7 @@ POLICIES: Mapping[str, Policy] = MappingProxyType(
             min_bytes=CLOUD_MIN_BYTES,
             min_distinct=MIN_DISTINCT_CHARACTERS,
             refuse_committed=True,
+            proxy_hops=1,
             refused_databases=(
                 RefusedDatabase(_PRODUCTION_DB, "points at the production database (mv-os-db) from staging"),
             ),
@@ -97,6 +99,7 @@ POLICIES: Mapping[str, Policy] = MappingProxyType(
             min_bytes=CLOUD_MIN_BYTES,
             min_distinct=MIN_DISTINCT_CHARACTERS,
             refuse_committed=True,
+            proxy_hops=1,
             refused_databases=(
                 RefusedDatabase(_STAGING_DB, "points at the staging database (mv-os-db-staging) from production"),
             ),

@@ -18,14 +18,13 @@ POST -- in this order:
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from mv_os.errors import ApiError
 from mv_os.meta.signing import HEADER, verify
+from mv_os.meta.values import loads_strict
 from mv_os.webhooks import intake, processor
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -49,20 +48,22 @@ def _same(given: str, expected: str) -> bool:
 
 
 def _read_body(limit: int) -> bytes:
-    """The raw bytes, at most `limit`.  With a Content-Length the answer is decided before reading; a chunked
-    body is read until it ends or passes the limit (werkzeug's stream raises 413 past it, where a plain
-    `get_data()` would silently cut the body short)."""
+    """The raw bytes, at most `limit`: one rule, `len(body) <= limit`, whether the length is declared or not.
+    With a Content-Length the answer is decided before reading; a chunked body is read until it ends or passes
+    the limit (its own loop: werkzeug's limited stream refuses a chunked body of exactly `limit` bytes)."""
     too_large = ApiError(413, "payload_too_large", f"The webhook body is larger than {limit} bytes.")
     if request.content_length is not None:
         if request.content_length > limit:
             raise too_large
         return request.get_data(cache=False)
-    chunks: list[bytes] = []
-    try:
-        while chunk := request.stream.read(64 * 1024):
-            chunks.append(chunk)
-    except RequestEntityTooLarge:
-        raise too_large from None
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a terminated (chunked) stream: no body, as werkzeug reads it
+    stream, chunks, size = request.environ["wsgi.input"], [], 0
+    while chunk := stream.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -85,7 +86,7 @@ def accept(settings, body: bytes, signature: str | None) -> intake.Archived:
         raise ApiError(403, "signature_invalid", f"The {HEADER} signature does not match the body.")
 
     try:
-        payload = json.loads(body)
+        payload = loads_strict(body)
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "The webhook body is not valid JSON.") from None
     if not isinstance(payload, dict):
