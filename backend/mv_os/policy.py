@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 # The variables that hold credentials: their values never appear in logs, errors or the frontend config.
@@ -61,6 +61,15 @@ class Policy:
     poll_interval_ms: int = 5000  # the inbox's default refresh
 
 
+# What every cloud environment shares; its rows below add their own database rules.
+_CLOUD = Policy(
+    deployed=True,
+    provider="whatsapp_cloud",
+    required=CLOUD_CREDENTIALS,
+    refused_values=(PLACEHOLDER,),
+    min_bytes=MappingProxyType({"JWT_SECRET": 32}),
+)
+
 POLICIES: Mapping[str, Policy] = MappingProxyType(
     {
         "local": Policy(
@@ -71,22 +80,14 @@ POLICIES: Mapping[str, Policy] = MappingProxyType(
             password_hash_override=True,
             poll_interval_ms=3000,
         ),
-        "staging": Policy(
-            deployed=True,
-            provider="whatsapp_cloud",
-            required=CLOUD_CREDENTIALS,
-            refused_values=(PLACEHOLDER,),
-            min_bytes={"JWT_SECRET": 32},
+        "staging": replace(
+            _CLOUD,
             refused_databases=(
                 RefusedDatabase(_PRODUCTION_DB, "points at the production database (mv-os-db) from staging"),
             ),
         ),
-        "production": Policy(
-            deployed=True,
-            provider="whatsapp_cloud",
-            required=CLOUD_CREDENTIALS,
-            refused_values=(PLACEHOLDER,),
-            min_bytes={"JWT_SECRET": 32},
+        "production": replace(
+            _CLOUD,
             refused_databases=(
                 RefusedDatabase(_STAGING_DB, "points at the staging database (mv-os-db-staging) from production"),
             ),
