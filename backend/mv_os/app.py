@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             ", ".join(settings.ignored_credentials),
         )
 
-    app = Flask(__name__, static_folder=None)
+    app = Flask("mv_os", static_folder=None)  # the package: app.name and app.logger are `mv_os`
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json = StrictJSONProvider(app)

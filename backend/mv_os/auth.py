@@ -39,8 +39,8 @@ def password_hash_method() -> str:
 @functools.cache
 def _dummy_hash(method: str) -> str:
     """Checked against when the email is unknown, so a wrong email costs the same time as a wrong password:
-    made with the method new passwords are hashed with.  Made on first use (0.1 s of CPU with the default),
-    not at import: every worker and CLI process would pay it otherwise."""
+    made with the method new passwords are hashed with.  Made on first use, not at import: scrypt is slow on
+    purpose, and every worker and CLI process would pay for it."""
     return off_loop(generate_password_hash, "mv-os-timing-equalizer", method=method)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 # The variables that hold credentials: their values never appear in logs, errors or the frontend config.
@@ -36,7 +36,7 @@ _STAGING_DB = r"mv-os-db-staging"
 _PRODUCTION_DB = r"mv-os-db(?!-staging)"
 # A deployed secret's minimum length in UTF-8 bytes, and how many different characters it must use (a random
 # 16-character value uses 12 or more; "aaaaaaaaaaaaaaaa" or "abababab..." is refused).
-CLOUD_MIN_BYTES = {"JWT_SECRET": 32, "WHATSAPP_APP_SECRET": 16, "WHATSAPP_VERIFY_TOKEN": 16}
+CLOUD_MIN_BYTES = MappingProxyType({"JWT_SECRET": 32, "WHATSAPP_APP_SECRET": 16, "WHATSAPP_VERIFY_TOKEN": 16})
 MIN_DISTINCT_CHARACTERS = 8
 
 
@@ -68,6 +68,18 @@ class Policy:
     proxy_hops: int = 0  # trusted proxies in front that append to X-Forwarded-For (App Runner's: 1)
 
 
+# What every cloud environment shares; its rows below add their own database rules.
+_CLOUD = Policy(
+    deployed=True,
+    provider="whatsapp_cloud",
+    required=CLOUD_CREDENTIALS,
+    refused_values=(PLACEHOLDER,),
+    min_bytes=CLOUD_MIN_BYTES,
+    min_distinct=MIN_DISTINCT_CHARACTERS,
+    refuse_committed=True,
+    proxy_hops=1,
+)
+
 POLICIES: Mapping[str, Policy] = MappingProxyType(
     {
         "local": Policy(
@@ -78,28 +90,14 @@ POLICIES: Mapping[str, Policy] = MappingProxyType(
             password_hash_override=True,
             poll_interval_ms=3000,
         ),
-        "staging": Policy(
-            deployed=True,
-            provider="whatsapp_cloud",
-            required=CLOUD_CREDENTIALS,
-            refused_values=(PLACEHOLDER,),
-            min_bytes=CLOUD_MIN_BYTES,
-            min_distinct=MIN_DISTINCT_CHARACTERS,
-            refuse_committed=True,
-            proxy_hops=1,
+        "staging": replace(
+            _CLOUD,
             refused_databases=(
                 RefusedDatabase(_PRODUCTION_DB, "points at the production database (mv-os-db) from staging"),
             ),
         ),
-        "production": Policy(
-            deployed=True,
-            provider="whatsapp_cloud",
-            required=CLOUD_CREDENTIALS,
-            refused_values=(PLACEHOLDER,),
-            min_bytes=CLOUD_MIN_BYTES,
-            min_distinct=MIN_DISTINCT_CHARACTERS,
-            refuse_committed=True,
-            proxy_hops=1,
+        "production": replace(
+            _CLOUD,
             refused_databases=(
                 RefusedDatabase(_STAGING_DB, "points at the staging database (mv-os-db-staging) from production"),
             ),

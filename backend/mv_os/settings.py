@@ -24,9 +24,9 @@ __all__ = ["SECRET_VARIABLES", "ConfigError", "Environment", "Settings", "is_pla
 
 log = logging.getLogger("mv_os.settings")
 
-# Password hashing: werkzeug's scrypt with its default parameters (N=32768, r=8, p=1; about 0.1 s of CPU per
-# hash or check).  PASSWORD_HASH_METHOD may name cheaper scrypt parameters ("scrypt:1024:8:1"), for the test
-# suite's many logins only: local accepts it, staging and production refuse to start with it.
+# Password hashing: werkzeug's scrypt with its default parameters.  PASSWORD_HASH_METHOD may name cheaper scrypt
+# parameters ("scrypt:1024:8:1") for the test suite's many logins; only environments whose policy allows it
+# (local) accept it.
 DEFAULT_PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105  # pragma: allowlist secret (a hash method name)
 _PASSWORD_HASH_METHOD = re.compile(r"scrypt(?::(\d+):(\d+):(\d+))?")
 

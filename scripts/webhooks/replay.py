@@ -1,7 +1,8 @@
 """Replay WhatsApp webhook fixtures against a running MV-OS: sign the exact bytes, POST, report.
 
-    python -m scripts.webhooks.replay [FIXTURE|DIR ...] [--url URL] [--env-file FILE] [--production]
     nox -s replay -- scripts/webhooks/fixtures
+    PYTHONPATH=backend:. python3 -m scripts.webhooks.replay [FIXTURE|DIR ...] [--url URL] [--env-file FILE]
+        [--production]
 
 - Fixtures are sent byte for byte as stored (never re-serialized): the signature is over those bytes.
   Directories are expanded to their *.json files in name order.  No argument: every fixture.

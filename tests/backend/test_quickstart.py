@@ -106,7 +106,7 @@ def test_nox_dev_on_a_chosen_port_delivers_read_receipts_and_leaves_nothing_runn
         replay = subprocess.run(
             [sys.executable, "-m", "scripts.webhooks.replay", "inbound_text.json"],
             cwd=ROOT,
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "backend"), str(ROOT)])},  # as `nox -s replay`
             capture_output=True,
             text=True,
             timeout=60,

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def postgres(tmp_path):
-    pg = ThrowawayPostgres(tmp_path / "pg")
+def postgres(state_dir):
+    pg = ThrowawayPostgres(state_dir / "pg")  # not under /tmp/pytest-of-*: conftest's state_dir says why
     yield pg
     pg.cleanup()
 

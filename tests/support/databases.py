@@ -56,8 +56,8 @@ def truncate_all(url: str) -> None:
     order): then this gives up the lock wait quickly and tries again, instead of deadlocking.
 
     Most tests end with this, so it is cheap: one connection per database stays open for the session and the
-    statements go in one round trip (a new connection costs PostgreSQL about 6 ms of CPU, the old version of
-    this function 12 ms per call).  A connection the server dropped (restarted, database recreated) is replaced."""
+    statements go in one round trip.  A connection the server dropped (restarted, database recreated) is
+    replaced."""
     for attempt in range(50):
         conn, script = _truncate_connection(url)
         if script is None:

@@ -11,8 +11,7 @@ from mv_os.settings import Settings
 
 
 def messaging(settings: Settings) -> MessagingProvider:
-    # Each adapter is imported only where it is used: local never loads the WhatsApp adapter (nor `requests`,
-    # about 45 ms of every local process start).
+    # Each adapter is imported only where it is used: local never loads the WhatsApp adapter nor `requests`.
     if settings.environment.policy.provider == "mock":
         from mv_os.providers.mock import MockMessaging
 
