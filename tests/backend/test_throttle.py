@@ -96,3 +96,17 @@ def test_a_password_change_is_throttled_like_a_login(client, user, auth_headers)
 )
 def test_the_client_address_trusts_only_the_proxies_of_the_environment(remote, forwarded, hops, expected):
     assert throttle.client_address(remote, forwarded, hops) == expected
+
+
+def test_concurrent_attempts_never_check_more_passwords_than_the_limit(app, user):
+    """Attempts are counted before their password is checked: 12 at once against one account get exactly its
+    limit of password checks (401), the rest 429 -- however long each check takes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> int:
+        with app.test_client() as client:
+            return attempt(client, user.email, f"wrong-{i}", address=f"198.51.100.{i}").status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = sorted(pool.map(one, range(12)))
+    assert answers == [401] * throttle.LIMITS["account"] + [429] * (12 - throttle.LIMITS["account"])

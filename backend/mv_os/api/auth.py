@@ -35,25 +35,24 @@ def client_address() -> str:
 @bp.post("/auth/login")
 def login():
     email, password = _strings(json_body(), "email", "password")
-    email = normalize_email(email)
-    user = _checked(email, password)
+    user = _checked(normalize_email(email), password)
     if user is None:
         raise ApiError(401, "invalid_credentials", "The email or password is wrong.")
-    throttle.succeeded(email)
     return jsonify(issue_token(user))
 
 
 def _checked(email: str, password: str) -> User | None:
-    """authenticate() behind the throttle: 429 while the account or address is locked, failures counted."""
-    address = client_address()
+    """authenticate() behind the throttle: 429 while the account or address is locked, attempts counted."""
     try:
-        throttle.check(email, address)
+        attempt = throttle.begin(email, client_address())
     except throttle.Locked as locked:
         message = "Too many failed logins; try again later."
         raise ApiError(429, "too_many_attempts", message, retry_after=locked.retry_after) from None
     user = authenticate(email, password)
     if user is None:
-        throttle.failed(email, address)
+        throttle.failed(attempt)
+    else:
+        throttle.succeeded(attempt)
     return user
 
 
