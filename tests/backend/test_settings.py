@@ -120,15 +120,31 @@ def test_the_committed_templates_never_start_a_cloud_environment(env):
         ("production", "postgresql://u:p@127.0.0.1:5432/mv_os", "localhost"),
         ("staging", PROD_DB.replace("mv-os-db", "MV-OS-DB"), "production database"),
         ("production", STAGING_DB.replace("mv-os-db-staging", "MV-OS-DB-STAGING"), "staging database"),
-        ("production", "postgresql://u:p@rds.example.com/mv_os?host=mv-os-db-staging.x.rds.amazonaws.com", "staging"),
-        ("production", f"postgresql://u:p@rds.example.com:5432,{STAGING_DB.split('@')[1].split('/')[0]}/mv_os", "staging"),
-        ("production", "host=Mv-Os-Db-Staging.x.rds.amazonaws.com dbname=mv_os user=u password=s3cr3t-pw", "staging"),
+        ("production", "postgresql://u:p@rds.example.com/mv_os?host=mv-os-db-staging.x.rds.example", "staging"),
+        (
+            "production",
+            f"postgresql://u:p@rds.example.com:5432,{STAGING_DB.split('@')[1].split('/')[0]}/mv_os",
+            "staging",
+        ),
+        ("production", "host=Mv-Os-Db-Staging.x.rds.example dbname=mv_os user=u password=s3cr3t-pw", "staging"),
         ("local", "host=rds.example.com dbname=MV-OS-DB user=u password=s3cr3t-pw", "cloud database"),
     ]
     + [
         ("production", f"postgresql://u:s3cr3t-pw@{host}:5432/mv_os", "this machine")
-        for host in ("127.0.0.2", "LOCALHOST", "localhost.", "app.localhost", "[::1]", "[::ffff:127.0.0.2]",
-                     "169.254.169.254", "[fe80::1]", "0.0.0.0", "127.1", "2130706433", "%2Ftmp%2Fpg")
+        for host in (
+            "127.0.0.2",
+            "LOCALHOST",
+            "localhost.",
+            "app.localhost",
+            "[::1]",
+            "[::ffff:127.0.0.2]",
+            "169.254.169.254",
+            "[fe80::1]",
+            "0.0.0.0",
+            "127.1",
+            "2130706433",
+            "%2Ftmp%2Fpg",
+        )
     ]
     + [
         ("production", "postgresql://u:s3cr3t-pw@rds.example.com/mv_os?hostaddr=127.0.0.1", "this machine"),

@@ -16,7 +16,7 @@ MAX_PER_PAGE = 100
 
 
 MAX_PAGE = 1_000_000  # far beyond any inbox, and (page - 1) * per_page stays well inside a bigint
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,7}")  # ASCII digits only: str.isdigit() would take "²" and "١"
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,7}")  # ASCII digits only: str.isdigit() takes "²" and other scripts' digits
 
 
 def page_args(default_per_page: int = 50) -> tuple[int, int]:

@@ -21,7 +21,7 @@ PATH = f"/v23.0/{PHONE}/messages"
 def meta(app, httpserver):
     """The app's provider: the real WhatsApp adapter, pointed at the fake Meta, one attempt, 0.3 s to answer."""
     app.extensions["messaging"] = WhatsAppCloudMessaging(
-        access_token="test-token",  # noqa: S106 - a fake Meta
+        access_token="test-token",
         phone_number_id=PHONE,
         base_url=httpserver.url_for("/").rstrip("/"),
         timeout=0.3,

@@ -15,9 +15,9 @@ from werkzeug.test import Client, EnvironBuilder, TestResponse, run_wsgi_app
 from werkzeug.wrappers import Request
 
 from mv_os import create_app
+from mv_os.headers import SecurityHeaders
 from mv_os.webhooks import intake
 from mv_os.webhooks.fastpath import WebhookFastPath
-from mv_os.headers import SecurityHeaders
 from tests.support.databases import scalar, truncate_all
 from tests.support.servers import free_port
 from tests.support.webhooks import fixture, signed_headers
