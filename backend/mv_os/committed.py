@@ -3,43 +3,43 @@ every credential value committed to the repository.  Staging and production refu
 
 FINGERPRINTS = frozenset(
     {
-        "024978a920b29e58a99d08791ed39b4c",
-        "0917b13a9091915d54b6336f45909539",
-        "0d447125aa4fc6421ebed208205016cc",
-        "1adeaeeebe3f21f0c619b6c31bfd82e2",
-        "308a274d71410f9c2b4a9e7376705983",
-        "3c469e9d6c5875d37a43f353d4f88e61",
-        "41bd876b085d6031cb0e04de35b88d77",
-        "425bd900b50f8e21adb4c05e3a1f38d3",
-        "4a4411c8f3a8fd3d8ba8011259115c99",
-        "4df36bdc5e24c14ef27c4abcf31730ab",
-        "4e1a101e3046c62f32ef1f6b2402508a",
-        "52348728fc25a287553404548ec04937",
-        "52706f5fefea7edf52b5048fc38b3d87",
-        "5555a7bbf97179c9a990b2cdb10c3c66",
-        "625ca2c64aec78967bff42f6b7615ac3",
-        "6d5ac3398cd2a1abebc73730d5edb1aa",
-        "7e9eb30a36cf60ffbb9cd3b294991d2a",
-        "8094b782e26f862ede7a87cde2fc3467",
-        "82b91ac488a2e800d79dfcf37d127ce7",
-        "84fa4b48402ee9dd2a0d3379480f2200",
-        "90a0c0e12f7e35a6746c41d05095e581",
-        "92dafb8cd1f48ebd69f1bef0f1583a11",
-        "933a8aa7ce913065bc829103d9f3af85",
-        "a76453a384c09c66a088744fd3cb937c",
-        "adc041a235ac85a5f2316015cbd0c381",
-        "add1e27636b4ef4d9944a46f32fbb0fd",
-        "bd0d588ed7b0eaaa11ce6ebd43e3d373",
-        "c4bbcb1fbec99d65bf59d85c8cb62ee2",
-        "c58aa25561210127353621733b887565",
-        "cbc7046276b8d724455413e8ed8c0245",
-        "cd42404d52ad55ccfa9aca4adc828aa5",
-        "ce1807e913c97047dafef68295a8968c",
-        "d396f52fe56065a9acbdf4a9f355ca87",
-        "e0ea9bab195747500f60561db0585408",
-        "e88040e7d0052eeb5dcf0fd834e4835f",
-        "f2b275c51528156c198d68639cf5512f",
-        "f3e6953522db6391814d28dd4da67436",
-        "fecfa5f7e4a72500566dfc697bda7965",
+        "024978a920b29e58a99d08791ed39b4c",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "0917b13a9091915d54b6336f45909539",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "0d447125aa4fc6421ebed208205016cc",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "1adeaeeebe3f21f0c619b6c31bfd82e2",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "308a274d71410f9c2b4a9e7376705983",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "3c469e9d6c5875d37a43f353d4f88e61",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "41bd876b085d6031cb0e04de35b88d77",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "425bd900b50f8e21adb4c05e3a1f38d3",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "4a4411c8f3a8fd3d8ba8011259115c99",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "4df36bdc5e24c14ef27c4abcf31730ab",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "4e1a101e3046c62f32ef1f6b2402508a",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "52348728fc25a287553404548ec04937",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "52706f5fefea7edf52b5048fc38b3d87",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "5555a7bbf97179c9a990b2cdb10c3c66",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "625ca2c64aec78967bff42f6b7615ac3",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "6d5ac3398cd2a1abebc73730d5edb1aa",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "7e9eb30a36cf60ffbb9cd3b294991d2a",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "8094b782e26f862ede7a87cde2fc3467",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "82b91ac488a2e800d79dfcf37d127ce7",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "84fa4b48402ee9dd2a0d3379480f2200",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "90a0c0e12f7e35a6746c41d05095e581",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "92dafb8cd1f48ebd69f1bef0f1583a11",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "933a8aa7ce913065bc829103d9f3af85",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "a76453a384c09c66a088744fd3cb937c",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "adc041a235ac85a5f2316015cbd0c381",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "add1e27636b4ef4d9944a46f32fbb0fd",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "bd0d588ed7b0eaaa11ce6ebd43e3d373",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "c4bbcb1fbec99d65bf59d85c8cb62ee2",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "c58aa25561210127353621733b887565",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "cbc7046276b8d724455413e8ed8c0245",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "cd42404d52ad55ccfa9aca4adc828aa5",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "ce1807e913c97047dafef68295a8968c",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "d396f52fe56065a9acbdf4a9f355ca87",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "e0ea9bab195747500f60561db0585408",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "e88040e7d0052eeb5dcf0fd834e4835f",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "f2b275c51528156c198d68639cf5512f",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "f3e6953522db6391814d28dd4da67436",  # pragma: allowlist secret (a fingerprint, not a secret)
+        "fecfa5f7e4a72500566dfc697bda7965",  # pragma: allowlist secret (a fingerprint, not a secret)
     }
 )

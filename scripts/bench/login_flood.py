@@ -32,7 +32,7 @@ from scripts.bench.payloads import SECRET, body, wamid
 from scripts.bench.servers import OUT, prepare_database, start_server, stop
 
 EMAIL = "flood@bench.local"
-PASSWORD = "bench-right-password"  # noqa: S105 - a throwaway account on the bench database
+PASSWORD = "bench-right-password"  # noqa: S105  # pragma: allowlist secret (a throwaway bench account)
 PHASES = ("baseline", "account", "address", "distributed")
 
 
