@@ -24,19 +24,20 @@ WINDOW_SECONDS = 300
 LOCKOUT_SECONDS = 300
 LIMITS = {"account": 5, "address": 30}  # password checks per window before the key is locked
 
-_COUNT_SQL = """
+# A key starts afresh once its window has passed and it is not locked (a lock outlasts the window it began in).
+_FRESH = "t.window_start <= now() - make_interval(secs => %(window)s) AND coalesce(t.locked_until <= now(), true)"
+_COUNT_SQL = f"""
 INSERT INTO login_throttle AS t (key, failures, window_start, locked_until)
 VALUES (%(key)s, 1, now(), CASE WHEN %(limit)s <= 1 THEN now() + make_interval(secs => %(lockout)s) END)
 ON CONFLICT (key) DO UPDATE SET
-    failures = CASE WHEN t.window_start <= now() - make_interval(secs => %(window)s) THEN 1 ELSE t.failures + 1 END,
-    window_start = CASE WHEN t.window_start <= now() - make_interval(secs => %(window)s)
-                        THEN now() ELSE t.window_start END,
+    failures = CASE WHEN {_FRESH} THEN 1 ELSE t.failures + 1 END,
+    window_start = CASE WHEN {_FRESH} THEN now() ELSE t.window_start END,
     locked_until = CASE
-        WHEN t.window_start <= now() - make_interval(secs => %(window)s) THEN NULL
+        WHEN {_FRESH} THEN NULL
         WHEN t.failures + 1 = %(limit)s THEN now() + make_interval(secs => %(lockout)s)
         ELSE t.locked_until END
 RETURNING failures, EXTRACT(EPOCH FROM locked_until - now())
-"""
+"""  # noqa: S608 - only the constant _FRESH is formatted in; the values are parameters
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,11 @@ def test_the_lock_ends_with_its_window_and_a_success_clears_the_count(client, us
     for i in range(throttle.LIMITS["account"]):
         attempt(client, user.email, f"wrong-{i}")
     assert attempt(client, user.email, DEMO_PASSWORD).status_code == 429
-    # The window passes (moved back in the shared table, as another instance would see it).
+    # The window the lock began in passes, the lock does not: still closed (as Retry-After said).
+    with db.database.connection_context():
+        db.database.execute_sql("UPDATE login_throttle SET window_start = now() - interval '1 hour'")
+    assert attempt(client, user.email, DEMO_PASSWORD).status_code == 429
+    # The lock passes too (moved back in the shared table, as another instance would see it).
     with db.database.connection_context():
         db.database.execute_sql(
             "UPDATE login_throttle SET locked_until = now() - interval '1 second', "
