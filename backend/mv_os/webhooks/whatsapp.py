@@ -1,7 +1,7 @@
 """`/webhooks/whatsapp`: the one receiver for Meta's WhatsApp webhooks, the same in every environment.
 
 GET  -- the subscription handshake: `hub.mode=subscribe` and the right `hub.verify_token` -> 200 with
-        `hub.challenge` as text/plain; anything else -> 403.  No signature on GET.
+        `hub.challenge` as text/plain; anything else -> 403 in the JSON error shape.  No signature on GET.
 POST -- 1. over MAX_CONTENT_LENGTH -> 413, from Content-Length before reading (chunked: at the limit);
         2. X-Hub-Signature-256 over the raw bytes: missing -> 401, wrong -> 403;
         3. not JSON, or not an object -> 400;
@@ -35,7 +35,7 @@ def handshake():
     if mode == "subscribe" and challenge and len(challenge) <= 1024 and _same(token, settings.whatsapp_verify_token):
         return Response(challenge, status=200, mimetype="text/plain")
     log.warning("webhook handshake refused (mode=%r)", mode[:32])
-    return Response("forbidden", status=403, mimetype="text/plain")
+    raise ApiError(403, "verification_failed", "The webhook verification request was refused.")
 
 
 def _same(given: str, expected: str) -> bool:
