@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, backend_env, free_port
+from tests.support.servers import ROOT, TEST_PASSWORD_HASH_METHOD, backend_env, free_port
 
 
 def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -77,7 +77,7 @@ def test_dev_with_database_url_migrates_seeds_prints_and_serves(migrated_url, se
         out = stop(proc)
     assert f"URL:        http://127.0.0.1:{port}" in out
     assert "demo login: demo@mv-os.local / demo-password" in out
-    from tests.conftest import truncate_all
+    from tests.support.databases import truncate_all
 
     truncate_all(migrated_url)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env, free_port, truncate_all
+from tests.support.databases import truncate_all
+from tests.support.servers import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env, free_port
 
 pytestmark = pytest.mark.slow
 NOX = [os.environ.get("MV_OS_NOX_PYTHON") or sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py")]
@@ -105,7 +106,7 @@ def test_nox_dev_on_a_chosen_port_delivers_read_receipts_and_leaves_nothing_runn
         replay = subprocess.run(
             [sys.executable, "-m", "scripts.webhooks.replay", "inbound_text.json"],
             cwd=ROOT,
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "backend"), str(ROOT)])},  # as `nox -s replay`
             capture_output=True,
             text=True,
             timeout=60,
