@@ -16,6 +16,7 @@ from scripts.release.gates import Context
 from scripts.release.summary import Summary
 from scripts.release.usage import COMMAND_ENVS, ENVS, USAGE
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.release",

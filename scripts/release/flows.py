@@ -17,7 +17,6 @@ from scripts.release.apprunner import AppRunnerTarget, DeployError, DeployFailed
 from scripts.release.environments import Environment
 from scripts.release.gates import Aws, Context, Result, evaluate, head_sha, head_tree
 from scripts.release.images import repository_uri
-from scripts.release.record import RecordError
 from scripts.release.rollback import roll_back_after_smoke
 from scripts.release.summary import tail
 

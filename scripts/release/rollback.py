@@ -91,9 +91,7 @@ def rollback(ctx: Context, to: str | None, out: Out, smoke, record: Callable[...
         # Find the history entry first: its configuration is what gets sent (the gates check it again).
         ctx.image = image
         if ran_on_production(ctx).ok and ctx.rollback_to is not None:
-            ctx.request = recorded_request(
-                state, image.ref, ctx.rollback_to.configuration, ctx.env.health_check_path
-            )
+            ctx.request = recorded_request(state, image.ref, ctx.rollback_to.configuration, ctx.env.health_check_path)
         ctx.image = None
     if not gates_pass(ctx, out):
         out("rollback REFUSED: nothing was changed")

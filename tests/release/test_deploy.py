@@ -10,11 +10,10 @@ from botocore.stub import ANY
 from scripts.release import flows
 from scripts.release import rollback as rollback_mod
 from scripts.release.gates import Result
-from scripts.release.record import ProductionHistory, StagingRecord
+from scripts.release.record import StagingRecord
 from tests.release.conftest import (
     OP_ID,
     REGION,
-    REPOSITORY,
     aws_clients,
     context,
     create_repository,

@@ -143,7 +143,7 @@ def test_oidc_trust_admits_only_its_environment_branch_and_workflow(name):
 
 
 @pytest.mark.parametrize(
-    "name, sub",
+    ("name", "sub"),
     [
         ("deploy-production.trust.json", subject("production", "develop", "deploy-production.yml")),
         ("deploy-production.trust.json", subject("production", "main", "ci.yml")),
@@ -155,7 +155,10 @@ def test_oidc_trust_admits_only_its_environment_branch_and_workflow(name):
 )
 def test_oidc_trust_refuses_another_branch_workflow_or_the_old_environment_only_subject(name, sub):
     stmt = doc(name)["Statement"][0]
-    context = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com", "token.actions.githubusercontent.com:sub": sub}
+    context = {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": sub,
+    }
     trust_as_policy = {"Statement": [{**stmt, "Resource": "*"}]}
     assert not allowed(trust_as_policy, "sts:AssumeRoleWithWebIdentity", "*", context)
     good = {**context, "token.actions.githubusercontent.com:sub": sorted(TRUSTS[name])[0]}
@@ -171,7 +174,10 @@ APP_RUNNER = "apprunner.amazonaws.com"
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_deploy_roles_pass_their_service_roles_to_app_runner_only(env):
     policy = doc(f"deploy-{env}.policy.json")
-    own = [f"arn:aws:iam::{ACC}:role/mv-os-apprunner-ecr-access", f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-{env}"]
+    own = [
+        f"arn:aws:iam::{ACC}:role/mv-os-apprunner-ecr-access",
+        f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-{env}",
+    ]
     for role in own:
         assert allowed(policy, "iam:PassRole", role, {"iam:PassedToService": APP_RUNNER})
         for other in ("build.apprunner.amazonaws.com", "tasks.apprunner.amazonaws.com", "ec2.amazonaws.com"):
@@ -210,7 +216,7 @@ def test_the_recorder_can_do_nothing_but_look_and_record():
         assert not allowed(policy, "secretsmanager:GetSecretValue", arn)
 
 
-@pytest.mark.parametrize("name, arn", [("record-staging", _record()), ("deploy-production", _history())])
+@pytest.mark.parametrize(("name", "arn"), [("record-staging", _record()), ("deploy-production", _history())])
 def test_release_records_are_write_once_and_never_deleted(name, arn):
     policy = doc(f"{name}.policy.json")
     assert allowed(policy, "ssm:PutParameter", arn, {"ssm:Overwrite": "false"})
@@ -227,7 +233,10 @@ def test_only_production_appends_to_its_history_and_plan_reads_it():
         assert not allowed(doc(f"{name}.policy.json"), "ssm:PutParameter", _history(), create), name
 
 
-@pytest.mark.parametrize("env, service, other", [("staging", "mv-os-backend-staging", "mv-os-backend"), ("production", "mv-os-backend", "mv-os-backend-staging")])
+@pytest.mark.parametrize(
+    ("env", "service", "other"),
+    [("staging", "mv-os-backend-staging", "mv-os-backend"), ("production", "mv-os-backend", "mv-os-backend-staging")],
+)
 def test_deploy_roles_read_their_own_service_log_only(env, service, other):
     policy = doc(f"deploy-{env}.policy.json")
     group = f"arn:aws:logs:{REGION}:{ACC}:log-group:/aws/apprunner/{{}}/0123abcd/application:*"
