@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -141,3 +142,18 @@ class HangingMeta:
         self.sock.close()
         for conn in self.connections:
             conn.close()
+
+
+def wait_answering(url: str, output: Callable[[], str | None], timeout: float = 60) -> None:
+    """Wait until `url`/healthz answers 200.  `output` returns the process's output once it has exited (None
+    while it runs), so a server that dies says why instead of timing out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (died := output()) is not None:
+            raise AssertionError(f"exited before answering:\n{died[-3000:]}")
+        try:
+            if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or too busy starting to answer
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer in {timeout:.0f}s")
