@@ -16,7 +16,9 @@ from mv_os import create_app
 from mv_os.settings import ConfigError, Environment, Settings, is_placeholder
 from tests.support.servers import ROOT, backend_env
 
+# pragma: allowlist nextline secret (test value)
 STAGING_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db-staging.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
+# pragma: allowlist nextline secret (test value)
 PROD_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
 # Made per run: staging and production refuse any credential value committed to the repository.
 REAL_JWT = secrets.token_urlsafe(32)
@@ -290,6 +292,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     ("overrides", "variable"),
     [
         ({"NODE_ENV": "prod"}, "NODE_ENV"),
+        # pragma: allowlist nextline secret (test value)
         ({"NODE_ENV": "production", "JWT_SECRET": "short-secret-value-xyz"}, "JWT_SECRET"),
     ],
 )

@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_PASSWORD = "correct horse battery staple"
+DEMO_PASSWORD = "correct horse battery staple"  # pragma: allowlist secret (test value)
 # The tests' PASSWORD_HASH_METHOD (local only; README "Testing"): cheap scrypt parameters.  test_auth.py and
 # test_settings.py prove that without the variable, and always in staging/production, passwords get
 # werkzeug's default scrypt parameters.
@@ -152,3 +153,18 @@ class HangingMeta:
         self.sock.close()
         for conn in self.connections:
             conn.close()
+
+
+def wait_answering(url: str, output: Callable[[], str | None], timeout: float = 60) -> None:
+    """Wait until `url`/healthz answers 200.  `output` returns the process's output once it has exited (None
+    while it runs), so a server that dies says why instead of timing out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (died := output()) is not None:
+            raise AssertionError(f"exited before answering:\n{died[-3000:]}")
+        try:
+            if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or too busy starting to answer
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer in {timeout:.0f}s")

@@ -14,7 +14,7 @@ from mv_os.settings import ConfigError, Settings
 from tests.support.servers import cloud_credentials
 
 CLOUD = {
-    "DATABASE_URL": "postgresql://app:pw@db.internal:5432/app",
+    "DATABASE_URL": "postgresql://app:pw@db.internal:5432/app",  # pragma: allowlist secret (test value)
     **cloud_credentials(),
     "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
 }

@@ -136,15 +136,15 @@ def test_operators_see_the_queue_and_can_retry_failed_payloads(app, settings):
     queue_raw(settings.database_url, broken, good, age_s=90)
     cli = app.test_cli_runner()
     status = cli.invoke(args=["webhooks", "status"])
-    assert status.exit_code == 0 and status.output.startswith("queued: 2 (oldest 9"), status.output
-    assert "failed: 0" in status.output
+    assert status.exit_code == 0 and status.stdout.startswith("queued: 2 (oldest 9"), status.stdout
+    assert "failed: 0" in status.stdout
     processed = cli.invoke(args=["webhooks", "process"])
-    assert processed.output == "processed 2 queued payloads; queue empty\n", (processed.output, processed.exception)
-    status = cli.invoke(args=["webhooks", "status"]).output
+    assert processed.stdout == "processed 2 queued payloads; queue empty\n", (processed.stdout, processed.exception)
+    status = cli.invoke(args=["webhooks", "status"]).stdout
     assert status.startswith("queued: 0; failed: 1") and "JSONDecodeError" in status
     # After a fix, the failed payload goes back in the queue (here it fails again: the bytes are still broken).
-    assert cli.invoke(args=["webhooks", "retry-failed"]).output == "queued again: 1\n"
-    assert cli.invoke(args=["webhooks", "status"]).output.startswith("queued: 1 ")
+    assert cli.invoke(args=["webhooks", "retry-failed"]).stdout == "queued again: 1\n"
+    assert cli.invoke(args=["webhooks", "status"]).stdout.startswith("queued: 1 ")
     cli.invoke(args=["webhooks", "process"])
     assert scalar(settings.database_url, "SELECT count(*) FROM messages") == 1
 
