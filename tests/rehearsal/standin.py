@@ -24,7 +24,7 @@ import requests
 
 from scripts.release.apprunner import FAILURES, DeployError, DeployFailed, ServiceState
 from scripts.release.summary import log_group
-from tests.conftest import free_port
+from tests.support.servers import free_port
 from tests.rehearsal.network import Forwarder, tcp_to
 
 HEALTHY_WITHIN = 45.0
