@@ -160,7 +160,7 @@ def _pipeline_checks(session: nox.Session) -> None:
     if (ROOT / "Dockerfile").is_file():
         session.run("hadolint", "Dockerfile")
     files = _repo_files(session)
-    session.run("python", "scripts/check_secrets.py", "--fresh", "--baseline", ".secrets.baseline", *files)
+    session.run("python", "scripts/check_secrets.py", "--fresh", "--baseline", ".secrets.baseline", "--tracked")
     configs = [f for f in files if f.endswith((".yml", ".yaml", ".toml"))]
     session.run("python", "scripts/check_config_files.py", *configs)
     session.run("pre-commit", "validate-config", ".pre-commit-config.yaml", silent=True)
@@ -291,7 +291,8 @@ def replay(session: nox.Session) -> None:
             "Usage: nox -s replay -- FIXTURE|DIR... [--url URL] [--env-file FILE] [--production]  "
             "(e.g. nox -s replay -- scripts/webhooks/fixtures)"
         )
-    session.env["PYTHONPATH"] = str(ROOT)  # the CLI is standard library only: no venv, no install
+    # The CLI and mv_os.meta are standard library only: no venv, no install.
+    session.env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "backend"), str(ROOT)])
     session.run(sys.executable, "-m", "scripts.webhooks.replay", *session.posargs, external=True)
 
 
@@ -327,5 +328,5 @@ def secrets_baseline(session: nox.Session) -> None:
         "--write-baseline",
         "--baseline",
         ".secrets.baseline",
-        *_repo_files(session),
+        "--tracked",
     )

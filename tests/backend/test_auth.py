@@ -14,7 +14,8 @@ from mv_os import auth, create_app, db
 from mv_os.cli import create_user
 from mv_os.models import User
 from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD, Environment, Settings
-from tests.conftest import DEMO_PASSWORD, TEST_PASSWORD_HASH_METHOD, truncate_all
+from tests.support.databases import truncate_all
+from tests.support.servers import DEMO_PASSWORD, TEST_PASSWORD_HASH_METHOD
 
 SECRET_32 = "k" * 16 + "Q7v2Lx9pR3mT8wZ1"
 
@@ -174,7 +175,7 @@ def test_create_user_cli_then_login(app, client):
     runner = app.test_cli_runner()
     result = runner.invoke(
         args=["create-user", "--email", "New@Example.com", "--name", "New"],
-        env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"},
+        env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"},  # pragma: allowlist secret (test value)
     )
     assert result.exit_code == 0, result.output
     assert "created user" in result.output
@@ -182,7 +183,8 @@ def test_create_user_cli_then_login(app, client):
     login = client.post("/api/auth/login", json={"email": "new@example.com", "password": "a-long-password"})
     assert login.status_code == 200
     again = runner.invoke(
-        args=["create-user", "--email", "new@example.com"], env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"}
+        args=["create-user", "--email", "new@example.com"],
+        env={"MV_OS_NEW_USER_PASSWORD": "a-long-password"},  # pragma: allowlist secret (test value)
     )
     assert again.exit_code != 0
     assert "already exists" in again.output
