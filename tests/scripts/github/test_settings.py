@@ -49,6 +49,7 @@ def test_apply_sends_githubs_documented_bodies(github, env):
             {"context": "ci / tests", "app_id": 15368},
             {"context": "ci / e2e", "app_id": 15368},
             {"context": "ci / image", "app_id": 15368},
+            {"context": "ci / rehearse", "app_id": 15368},
             {"context": "promotion-check", "app_id": 15368},
         ],
     }
@@ -64,6 +65,7 @@ def test_apply_sends_githubs_documented_bodies(github, env):
         "ci / tests",
         "ci / e2e",
         "ci / image",
+        "ci / rehearse",
     ]
     assert develop["required_pull_request_reviews"]["require_code_owner_reviews"] is True
 
