@@ -20,6 +20,7 @@ from tests.support.servers import ROOT, backend_env
 STAGING_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db-staging.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
 # pragma: allowlist nextline secret (test value)
 PROD_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
+USER_PW = "u:s3cr3t-pw"  # pragma: allowlist secret (test value; never in an error line)
 # Made per run: staging and production refuse any credential value committed to the repository.
 REAL_JWT = secrets.token_urlsafe(32)
 
@@ -140,7 +141,7 @@ def test_the_committed_templates_never_start_a_cloud_environment(env):
         ("local", "host=rds.example.com dbname=MV-OS-DB user=u password=s3cr3t-pw", "cloud database"),
     ]
     + [
-        ("production", f"postgresql://u:s3cr3t-pw@{host}:5432/mv_os", "this machine")
+        ("production", f"postgresql://{USER_PW}@{host}:5432/mv_os", "this machine")
         for host in (
             "127.0.0.2",
             "LOCALHOST",
@@ -157,8 +158,8 @@ def test_the_committed_templates_never_start_a_cloud_environment(env):
         )
     ]
     + [
-        ("production", "postgresql://u:s3cr3t-pw@rds.example.com/mv_os?hostaddr=127.0.0.1", "this machine"),
-        ("production", "postgresql://u:s3cr3t-pw@rds.example.com,localhost/mv_os", "this machine"),
+        ("production", f"postgresql://{USER_PW}@rds.example.com/mv_os?hostaddr=127.0.0.1", "this machine"),
+        ("production", f"postgresql://{USER_PW}@rds.example.com,localhost/mv_os", "this machine"),
         ("production", "postgresql:///mv_os?host=/var/run/postgresql&password=s3cr3t-pw", "this machine"),
         ("production", "host=127.0.0.3 dbname=mv_os password=s3cr3t-pw", "this machine"),
         ("local", PROD_DB, "cloud database"),
