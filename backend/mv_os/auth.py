@@ -15,7 +15,7 @@ from flask import current_app, g, has_app_context, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from mv_os.api import MAX_ID
-from mv_os.concurrency import off_loop, off_loop_background
+from mv_os.concurrency import off_loop
 from mv_os.errors import ApiError
 from mv_os.models import User
 from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD
@@ -56,7 +56,7 @@ def _bounded(fn, /, *args, **kwargs):
     if not _hash_slots.acquire(timeout=HASH_WAIT_SECONDS):
         raise ApiError(503, "busy", "Too many logins at once; try again in a moment.", retry_after=1)
     try:
-        return off_loop_background(fn, *args, **kwargs)
+        return off_loop(fn, *args, **kwargs)
     finally:
         _hash_slots.release()
 
