@@ -27,4 +27,3 @@ def off_loop(fn: Callable[..., T], /, *args, **kwargs) -> T:
 
         return gevent.get_hub().threadpool.apply(fn, args, kwargs)
     return fn(*args, **kwargs)
-
