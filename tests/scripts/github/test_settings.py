@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from scripts.github import settings
-from tests.support.servers import ROOT
 
 
 def run(argv, env):
@@ -49,6 +48,7 @@ def test_apply_sends_githubs_documented_bodies(github, env):
             {"context": "ci / tests", "app_id": 15368},
             {"context": "ci / e2e", "app_id": 15368},
             {"context": "ci / image", "app_id": 15368},
+            {"context": "ci / rehearse", "app_id": 15368},
             {"context": "promotion-check", "app_id": 15368},
         ],
     }
@@ -64,6 +64,7 @@ def test_apply_sends_githubs_documented_bodies(github, env):
         "ci / tests",
         "ci / e2e",
         "ci / image",
+        "ci / rehearse",
     ]
     assert develop["required_pull_request_reviews"]["require_code_owner_reviews"] is True
 
@@ -192,7 +193,7 @@ def test_codeowners_cover_the_release_machinery():
     """Code-owner review is required on develop and main; it only bites where CODEOWNERS names an owner."""
     owned = {
         line.split()[0]: line.split()[1:]
-        for line in (ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
+        for line in (settings.ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for path in ("/.github/", "/scripts/release/", "/infra/", "/env/environments.toml"):
