@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from scripts.github import settings
-from tests.support.servers import ROOT
 
 
 def run(argv, env):
@@ -194,7 +193,7 @@ def test_codeowners_cover_the_release_machinery():
     """Code-owner review is required on develop and main; it only bites where CODEOWNERS names an owner."""
     owned = {
         line.split()[0]: line.split()[1:]
-        for line in (ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
+        for line in (settings.ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for path in ("/.github/", "/scripts/release/", "/infra/", "/env/environments.toml"):
