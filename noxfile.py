@@ -248,6 +248,20 @@ def audit(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def status(session: nox.Session) -> None:
+    """What runs on staging and production, develop's commits production lacks, and the promotion verdict.
+
+    `nox -s status [-- --json|--markdown]`; read-only (the production plan role's reads, docs/release.md)."""
+    from scripts.release.usage import check
+
+    problem = check("status", list(session.posargs))
+    if problem:
+        session.error(problem)
+    _install(session, "release")
+    session.run("python", "-m", "scripts.release.status", *session.posargs)
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmark webhook ingestion under gunicorn on PostgreSQL against a bare-Flask ceiling (same run, same config).
 
