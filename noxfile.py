@@ -262,6 +262,20 @@ def status(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def rehearse(session: nox.Session) -> None:
+    """Play the release history end to end on this machine; one `PASS <scenario>` / `FAIL <scenario>: <reason>` each.
+
+    A throwaway git origin (develop, main), moto (ECR, Secrets Manager, STS, SSM, CloudWatch Logs), a local App Runner
+    stand-in running the image's start command behind HTTPS (throwaway CA), real PostgreSQL per environment; steps in
+    the workflows' order.  `nox -s rehearse [-- --short]`; exit 0 only if every scenario passes."""
+    if session.posargs not in ([], ["--short"]):
+        session.error("Usage: nox -s rehearse [-- --short]")
+    _install(session, "test")
+    _keep_bytecode(session)
+    session.run("python", "-m", "tests.rehearsal", *session.posargs)
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmark webhook ingestion under gunicorn on PostgreSQL against a bare-Flask ceiling (same run, same config).
 
