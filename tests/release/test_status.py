@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import boto3
 import pytest
@@ -398,3 +399,14 @@ def test_a_shallow_ci_checkout_says_what_it_lacks_in_the_same_line(no_credential
     assert [line for line in shown if line.startswith("could not read:")] == [
         f"could not read: {'; '.join(s['unread'])}"
     ]
+
+
+@pytest.mark.parametrize(("workflow", "job"), [("deploy-production.yml", "gate"), ("deploy-staging.yml", "deploy")])
+def test_the_deploy_workflows_append_the_markdown_to_their_summary(workflow, job):
+    """The production approvers see status before they approve; staging's summary shows it after the deploy."""
+    from tests.workflows.rules import load, steps
+
+    path = Path(__file__).resolve().parents[2] / ".github" / "workflows" / workflow
+    step = steps(load(path)["jobs"][job])[-1]
+    assert step["run"] == 'python -m nox -s status -- --markdown >> "$GITHUB_STEP_SUMMARY"'
+    assert step["continue-on-error"] is True  # a summary never fails a deploy
