@@ -18,7 +18,7 @@ import pytest
 from botocore.stub import Stubber
 
 from scripts.release import status as status_mod
-from scripts.release import status_render
+from scripts.release import status_promotion, status_render
 from scripts.release.record import ProductionHistory, StagingRecord
 from scripts.release.usage import USAGE, check
 from tests.release.conftest import (
@@ -410,3 +410,14 @@ def test_the_deploy_workflows_append_the_markdown_to_their_summary(workflow, job
     step = steps(load(path)["jobs"][job])[-1]
     assert step["run"] == 'python -m nox -s status -- --markdown >> "$GITHUB_STEP_SUMMARY"'
     assert step["continue-on-error"] is True  # a summary never fails a deploy
+
+
+def test_a_long_list_of_commits_is_cut_with_a_count(no_credentials, repo, monkeypatch, capsys):
+    monkeypatch.setattr(status_promotion, "COMMIT_LIMIT", 2)
+    for n in range(3):
+        repo.commit(f"f{n}.txt", f"{n}\n", f"feature {n}")
+    assert status_mod.main([], repo=repo.path) == 0
+    shown = capsys.readouterr().out
+    assert "4 commit(s) on develop that main (git alone) does not run:" in shown
+    assert "feature 2 (Release Tests)" in shown and "feature 1 (Release Tests)" in shown
+    assert "feature 0" not in shown and "  ... and 2 more" in shown
