@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def postgres(tmp_path):
-    pg = ThrowawayPostgres(tmp_path / "pg")
+def postgres(state_dir):
+    pg = ThrowawayPostgres(state_dir / "pg")  # inside the clone: see the state_dir fixture
     yield pg
     pg.cleanup()
 

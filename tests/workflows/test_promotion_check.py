@@ -17,14 +17,14 @@ def run(env, *, head_ref="develop", head_repo="acme/mv-os", sha=SHA, extra=()):
 
 
 def test_develop_with_a_successful_staging_deployment_passes(github, env):
-    github.add_deployment(SHA, "staging", "queued", "in_progress", "success")
+    github.add_deployment(SHA, "staging-record", "queued", "in_progress", "success")
     code, out = run(env)
     assert code == 0, out
     assert "PASS staging-validated" in out
 
 
 def test_a_superseded_but_once_successful_deployment_still_counts(github, env):
-    github.add_deployment(SHA, "staging", "in_progress", "success", "inactive")
+    github.add_deployment(SHA, "staging-record", "in_progress", "success", "inactive")
     assert run(env)[0] == 0
 
 
@@ -42,7 +42,7 @@ def test_a_fork_named_develop_is_refused(github, env):
 
 
 def test_a_failed_staging_deployment_fails_at_once(github, env):
-    github.add_deployment(SHA, "staging", "in_progress", "failure")
+    github.add_deployment(SHA, "staging-record", "in_progress", "failure")
     code, out = run(env, extra=["--wait", "600", "--interval", "0"])
     assert code == 1
     assert "deployment of aaaaaaaaaaaa failed" in out
@@ -50,14 +50,23 @@ def test_a_failed_staging_deployment_fails_at_once(github, env):
 
 def test_a_production_or_other_commit_deployment_does_not_count(github, env):
     github.add_deployment(SHA, "production", "success")
-    github.add_deployment("b" * 40, "staging", "success")
+    github.add_deployment("b" * 40, "staging-record", "success")
     code, out = run(env)
     assert code == 1
-    assert "has no successful staging deployment yet" in out
+    assert "has no successful staging-record deployment yet" in out
+
+
+def test_a_staging_deploy_without_its_record_does_not_count(github, env):
+    """The deploy job passed but the recorder did not: the tree has no record, so it may not go to main."""
+    github.add_deployment(SHA, "staging", "success")
+    github.add_deployment(SHA, "staging-record", "in_progress", "failure")
+    code, out = run(env)
+    assert code == 1
+    assert "staging-record deployment of aaaaaaaaaaaa failed" in out
 
 
 def test_it_waits_for_a_running_staging_deployment(github, env):
-    dep = github.add_deployment(SHA, "staging", "queued")
+    dep = github.add_deployment(SHA, "staging-record", "queued")
     polls = []
 
     def sleep(seconds):
@@ -75,7 +84,7 @@ def test_it_waits_for_a_running_staging_deployment(github, env):
 
 
 def test_waiting_gives_up_at_the_deadline(github, env):
-    github.add_deployment(SHA, "staging", "in_progress")
+    github.add_deployment(SHA, "staging-record", "in_progress")
     now = [0.0]
     gh = GitHub("acme/mv-os", TOKEN, env["GITHUB_API_URL"])
     lines: list[str] = []
