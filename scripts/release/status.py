@@ -96,7 +96,7 @@ def read_environment(repo: Path, env: Environment, aws: Aws | None, unread: Unre
     found.update(
         deployed=True,
         status=state.status,
-        url=state.https_url,
+        url=state.https_url if state.url else None,
         image=state.image,
         digest=digest,
         commit=commit,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +30,7 @@ from tests.release.conftest import (
     service,
     service_arn,
 )
+from tests.release.test_cli import no_aws  # noqa: F401 - the fixture: no AWS credentials anywhere
 from tests.release.test_iam import allowed, doc, secret
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
@@ -294,17 +294,8 @@ def test_services_that_do_not_answer(world, repo, http):
     assert "NOT VALID: no staging-validated record for tree" in shown
 
 
-@pytest.fixture
-def no_credentials(monkeypatch, tmp_path):
-    for var in list(os.environ):
-        if var.startswith("AWS_"):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def test_no_credentials_shows_what_git_knows_and_one_line(no_credentials, repo, capsys):
+@pytest.mark.usefixtures("no_aws")
+def test_no_credentials_shows_what_git_knows_and_one_line(repo, capsys):
     assert status_mod.main(["--json"], repo=repo.path) == 0
     s = json.loads(capsys.readouterr().out)
     assert len(s["unread"]) == 1 and s["unread"][0].startswith("AWS credentials are missing")
@@ -385,7 +376,8 @@ def test_usage():
     assert check("status", ["--json", "--markdown"]) == USAGE["status"]
 
 
-def test_a_shallow_ci_checkout_says_what_it_lacks_in_the_same_line(no_credentials, repo, tmp_path, capsys):
+@pytest.mark.usefixtures("no_aws")
+def test_a_shallow_ci_checkout_says_what_it_lacks_in_the_same_line(repo, tmp_path, capsys):
     """deploy-staging's jobs check out one commit: status still shows what it can and names the missing history."""
     shallow = tmp_path / "shallow"
     repo.git("clone", "-q", "--depth", "1", "--branch", "develop", f"file://{repo.path}", str(shallow))
@@ -412,7 +404,8 @@ def test_the_deploy_workflows_append_the_markdown_to_their_summary(workflow, job
     assert step["continue-on-error"] is True  # a summary never fails a deploy
 
 
-def test_a_long_list_of_commits_is_cut_with_a_count(no_credentials, repo, monkeypatch, capsys):
+@pytest.mark.usefixtures("no_aws")
+def test_a_long_list_of_commits_is_cut_with_a_count(repo, monkeypatch, capsys):
     monkeypatch.setattr(status_promotion, "COMMIT_LIMIT", 2)
     for n in range(3):
         repo.commit(f"f{n}.txt", f"{n}\n", f"feature {n}")
