@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from scripts.release import flows
+from scripts.release import flows, status_render
 from scripts.release.apprunner import DeployError, ServiceState
 from scripts.release.environments import DefinitionError, Environment, load
 from scripts.release.gates import Aws, git
@@ -257,8 +257,6 @@ def connector() -> Connector:
 
 
 def main(argv: list[str] | None = None, repo: Path | None = None) -> int:
-    from scripts.release import status_render
-
     parser = argparse.ArgumentParser(prog="python -m scripts.release.status", description=__doc__.splitlines()[0])
     form = parser.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="the same data as JSON (docs/release.md, Status)")

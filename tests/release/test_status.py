@@ -326,6 +326,23 @@ def test_a_role_that_may_not_read_staging_says_so_once(world, repo, http):
     assert "could not read: staging service mv-os-backend-staging (AccessDeniedException)" in status_render.text(s)
 
 
+def test_when_production_cannot_be_read_the_verdict_is_unknown_not_refused(world, repo, http):
+    stub, aws, envs = world
+    expect_no_service(stub)  # staging
+    stub.add_response(
+        "list_services",
+        {"ServiceSummaryList": [{"ServiceName": "mv-os-backend", "ServiceArn": service_arn("production")}]},
+        {"MaxResults": 20},
+    )
+    stub.add_client_error("describe_service", "AccessDeniedException", "not authorized", 400)
+    stub.add_client_error("describe_service", "AccessDeniedException", "not authorized", 400)  # the gate's
+    s = collect(repo, envs, aws)
+    assert s["unread"] == ["production service mv-os-backend (AccessDeniedException)"]
+    assert s["promotion"]["verdict"] == "unknown"
+    assert gate(s, "no-operation-in-progress")["line"].startswith("FAIL no-operation-in-progress: could not read")
+    assert "UNKNOWN (see `could not read`)" in status_render.text(s)
+
+
 def test_markdown_has_one_table_and_the_gate_lines(world, repo, http):
     s, _ = _staging_ahead(world, repo, http)
     md = status_render.markdown(s)
