@@ -305,7 +305,8 @@ def replay(session: nox.Session) -> None:
             "Usage: nox -s replay -- FIXTURE|DIR... [--url URL] [--env-file FILE] [--production]  "
             "(e.g. nox -s replay -- scripts/webhooks/fixtures)"
         )
-    session.env["PYTHONPATH"] = str(ROOT)  # the CLI is standard library only: no venv, no install
+    # The CLI and mv_os.meta are standard library only: no venv, no install.
+    session.env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "backend"), str(ROOT)])
     session.run(sys.executable, "-m", "scripts.webhooks.replay", *session.posargs, external=True)
 
 

@@ -21,13 +21,12 @@ import requests
 
 from mv_os import db
 from mv_os.auth import hash_password
+from mv_os.meta.signing import sign
 from mv_os.models import User
 from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD
-from scripts.bench.payloads import body, sign, wamid
-from tests.backend.messaging_support import scalar, wait_processed
-from tests.backend.test_outbound import STAGING_SECRETS, login
-from tests.conftest import DEMO_PASSWORD, ROOT, LiveServer, backend_env, truncate_all
-from tests.faults.test_slow_meta import HangingMeta
+from scripts.bench.payloads import SECRET, body, wamid
+from tests.support.databases import scalar, truncate_all, wait_processed
+from tests.support.servers import DEMO_PASSWORD, ROOT, STAGING_SECRETS, HangingMeta, LiveServer, backend_env, login
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +36,7 @@ def post_webhook(
 ) -> requests.Response:
     """A signed single-message webhook with the wamid `wamid(run, worker, seq)`."""
     data = body([wamid(run, worker, seq)], worker * 100 + seq)
-    signature = sign(data) if secret is None else sign(data, secret)
+    signature = sign(SECRET if secret is None else secret, data)
     headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
     return session.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=10)
 
