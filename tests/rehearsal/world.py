@@ -29,9 +29,9 @@ from mv_os.localdb import drop_database, ensure_database
 from scripts.release import cli, environments, flows, status
 from scripts.release.apprunner import DeployError
 from scripts.release.gates import Aws
-from tests.pg import admin_url
 from tests.rehearsal.network import Forwarder, make_ca, tls_context, unix_to
 from tests.rehearsal.standin import LocalAppRunner
+from tests.support.databases import admin_url
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_FILES = ["backend/mv_os", "frontend", "gunicorn.conf.py", "scripts/docker-entrypoint.sh", ".github/workflows"]
