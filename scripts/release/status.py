@@ -73,7 +73,9 @@ def _empty(env: Environment) -> dict[str, Any]:
 
 def _operations(aws: Aws, arn: str) -> list[dict[str, Any]]:
     """The service's newest operations (App Runner lists them newest first)."""
-    client = aws.target.client  # type: ignore[attr-defined]
+    client = getattr(aws.target, "client", None)
+    if client is None:
+        raise LookupError("this deploy target does not list its operations")
     return client.list_operations(ServiceArn=arn, MaxResults=20).get("OperationSummaryList", [])
 
 
@@ -105,7 +107,7 @@ def read_environment(repo: Path, env: Environment, aws: Aws | None, unread: Unre
     try:
         ops = [op for op in _operations(aws, state.arn) if op.get("Type") in DEPLOY_OPERATIONS]
     except Exception as exc:  # noqa: BLE001
-        unread.add(f"{env.name} operations", exc)
+        unread.add(f"{env.name} operations", str(exc) if isinstance(exc, LookupError) else exc)
         ops = []
     if ops:
         last = ops[0]
@@ -209,7 +211,6 @@ def collect(
                 if phrase not in unread:
                     unread.append(phrase)
             clients[name] = aws
-            before = len(unread)
             found = read_environment(repo, env, aws, unread)
             if name == "production":
                 found["history"] = production_history(aws, found, unread)
@@ -218,7 +219,9 @@ def collect(
             if found["url"]:
                 probes[name] = pool.submit(probe, found["url"], env.health_check_path, timeout)
             environments[name] = found
-            production_unread = production_unread or (name == "production" and len(unread) > before)
+            if name == "production" and aws is not None:
+                # What the gates read: the service and the history (not the operations list).
+                production_unread = found["deployed"] is None or found["history"]["entries"] is None
         status["environments"] = environments
         production = deployable.get("production")
         develop = branches.get(deployable["staging"].branch) if "staging" in deployable else None

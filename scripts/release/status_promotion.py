@@ -49,7 +49,7 @@ def _candidate(repo: Path, scratch: Path, main: dict | None, develop: dict) -> t
     (scratch / ".git" / "objects" / "info" / "alternates").write_text(f"{objects}\n")
     if main is None or git(repo, "merge-base", "--is-ancestor", develop["sha"], main["sha"]) is not None:
         sha = main["sha"] if main else develop["sha"]
-        what = "nothing new on develop" if main else f"{develop['ref']} (no main yet)"
+        what = f"{main['ref']}, which already contains {develop['ref']}" if main else f"{develop['ref']} (no main yet)"
     else:
         merged = subprocess.run(
             ["git", "-C", str(scratch), "merge-tree", "--write-tree", "--name-only", main["sha"], develop["sha"]],

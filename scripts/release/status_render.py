@@ -29,9 +29,9 @@ def environment_rows(e: dict[str, Any]) -> list[tuple[str, str]]:
     last_text = f"{last['type']} {last['result']} ({last['ended_at'] or last['started_at']})" if last else "none"
     rows = [
         ("service", f"{e['service']}: {e['status']}, {answer}"),
-        ("runs", f"{e['digest'] or e['image']}"),
-        ("built from", f"commit {_short(e['commit'])}, tree {_short(e['tree'])}"),
-        ("deployed", f"{e['deployed_at'] or 'unknown'} by {e['deployed_by'] or 'unknown run'}"),
+        ("runs", e["digest"] or e["image"] or "no image yet"),
+        ("source", f"commit {_short(e['commit'])}, tree {_short(e['tree'])}"),
+        ("deployed", f"{e['deployed_at'] or 'time unknown'} by {e['deployed_by'] or 'unknown run'}"),
         ("last deploy", last_text),
         ("url", e["url"] or "none"),
     ]
@@ -41,8 +41,13 @@ def environment_rows(e: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("record", valid + (f": {r['problem']}" if r["problem"] else f" (run {r['run']})")))
     if "history" in e:
         h = e["history"]
-        entry = f"entry {h['entry']} of {h['entries']}" if h["entry"] else "NOT IN THE PRODUCTION HISTORY"
-        rows.append(("history", "not read" if h["entries"] is None else entry))
+        if h["entries"] is None:
+            entry = "not read"
+        elif h["entry"] or not e["digest"]:
+            entry = f"entry {h['entry']} of {h['entries']}" if h["entry"] else f"{h['entries']} entries"
+        else:
+            entry = "NOT IN THE PRODUCTION HISTORY (nothing to roll back to)"
+        rows.append(("history", entry))
     return rows
 
 

@@ -256,6 +256,7 @@ def test_everything_promoted(world, repo, http):
     assert s["environments"]["production"]["tree"] == tree == s["environments"]["staging"]["tree"]
     assert s["not_in_production"]["count"] == 0
     assert s["promotion"]["verdict"] == "up-to-date"
+    assert s["promotion"]["candidate"] == "main, which already contains develop"
     shown = status_render.text(s)
     assert "0 commit(s) on develop that production does not run:" in shown
     assert "nothing to promote: production already runs this tree" in shown
