@@ -265,6 +265,7 @@ def status(session: nox.Session) -> None:
     if problem:
         session.error(problem)
     _install(session, "release")
+    _keep_bytecode(session)  # it should answer in well under 3 s; compiling boto3 from source takes longer
     session.run("python", "-m", "scripts.release.status", *session.posargs)
 
 
