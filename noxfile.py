@@ -265,7 +265,7 @@ def status(session: nox.Session) -> None:
     if problem:
         session.error(problem)
     _install(session, "release")
-    _keep_bytecode(session)  # it should answer in well under 3 s; compiling boto3 from source takes longer
+    _keep_bytecode(session)  # a person waits for it: never compile boto3 from source on every run
     session.run("python", "-m", "scripts.release.status", *session.posargs)
 
 
