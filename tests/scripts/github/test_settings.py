@@ -191,10 +191,9 @@ def test_the_committed_settings_match_the_workflows():
 
 def test_codeowners_cover_the_release_machinery():
     """Code-owner review is required on develop and main; it only bites where CODEOWNERS names an owner."""
-    root = Path(__file__).resolve().parents[2]
     owned = {
         line.split()[0]: line.split()[1:]
-        for line in (root / ".github" / "CODEOWNERS").read_text().splitlines()
+        for line in (settings.ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for path in ("/.github/", "/scripts/release/", "/infra/", "/env/environments.toml"):
