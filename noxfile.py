@@ -97,7 +97,8 @@ def tests(session: nox.Session) -> None:
 
     Runs on three xdist workers (each with its own database; about a sixth of a run on two cores is waiting on
     servers starting and stopping and on the timeouts under test, which a third worker fills).  Extra arguments
-    replace that and go to pytest, e.g. `nox -s tests -- -k auth -x` (or `-- -q -n auto` on a bigger machine).
+    replace that and go to pytest, e.g. `nox -s tests -- -k auth -x` (or `-- -q -n auto` on a bigger machine);
+    `nox -s tests -- -m unit` is the fast lane (pure tests: no database, no server).
     The browser tests (tests/e2e) run too when Chromium is installed; without it they are deselected with a
     warning, except under CI=true, where they run and fail (a CI run never passes without them)."""
     _install(session, "test")
