@@ -156,7 +156,13 @@ class ChangeSets:
         }
         if role_arn:
             request["RoleARN"] = role_arn
-        arn = self.client.create_change_set(**request)["Id"]
+        try:
+            arn = self.client.create_change_set(**request)["Id"]
+        except ClientError as exc:
+            # CloudFormation reports "no changes" as a FAILED change set; some endpoints refuse the request.
+            if any(text in exc.response.get("Error", {}).get("Message", "") for text in NO_CHANGES):
+                return None
+            raise
         described = self._wait_for_change_set(arn)
         if described["Status"] == "FAILED":
             reason = described.get("StatusReason", "")

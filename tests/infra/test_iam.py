@@ -1,0 +1,232 @@
+"""IAM has one source, infra/cloudformation/shared.yaml: infra/iam/*.json is rendered from it and must agree.
+The roles' contents: each deploy role allows exactly what the release engine calls (found by reading the
+engine's code against botocore's service models), and no role of one environment reaches the other's
+resources.  Policies are evaluated with tests/release/test_iam.py's evaluator (explicit Deny wins)."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore import xform_name
+
+from scripts.infra import iam
+from tests.release.test_iam import allowed
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = iam.documents()
+ACC, REGION = "ACCOUNT_ID", "us-east-1"
+# The services the engine talks to; an operation found in its code is mapped to `<service>:<Operation>`.
+ENGINE_SERVICES = ("apprunner", "secretsmanager", "ecr", "logs")
+# What `docker push` (docker/build-push-action, staging only) needs besides the engine's own calls.
+DOCKER_PUSH = {
+    "ecr:GetAuthorizationToken",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+}
+# Engine calls no CI role makes: reading secret values is `audit --values`, for a person with both namespaces.
+PEOPLE_ONLY = {"secretsmanager:GetSecretValue"}
+# The staging-validated record is written by staging only (production reads it, never writes or re-tags).
+RECORD_WRITE = {"ecr:PutImage", "ecr:BatchGetImage"}
+
+
+def engine_calls() -> set[str]:
+    """`service:Operation` for every AWS operation scripts/release calls (client.op(...) or _call("op"))."""
+    names: set[str] = set()
+    for path in (ROOT / "scripts" / "release").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                names.add(node.func.attr)
+                if node.func.attr == "_call" and node.args and isinstance(node.args[0], ast.Constant):
+                    names.add(str(node.args[0].value))
+    session = botocore.session.get_session()
+    calls = set()
+    for service in ENGINE_SERVICES:
+        for operation in session.get_service_model(service).operation_names:
+            if xform_name(operation) in names:
+                calls.add(f"{service}:{operation}")
+    return calls
+
+
+def allow_actions(policy: dict) -> set[str]:
+    out = set()
+    for stmt in policy["Statement"]:
+        if stmt["Effect"] == "Allow":
+            out.update([stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"])
+    return out
+
+
+def test_infra_iam_is_rendered_from_the_shared_template():
+    assert iam.differences() == [], "run `nox -s infra -- iam` after changing infra/cloudformation/shared.yaml"
+
+
+def test_a_hand_edit_or_a_stray_document_is_caught(tmp_path):
+    copy = tmp_path / "iam"
+    shutil.copytree(iam.IAM, copy)
+    assert iam.differences(copy) == []
+    edited = copy / "deploy-staging.policy.json"
+    edited.write_text(edited.read_text().replace("apprunner:UpdateService", "apprunner:*"))
+    (copy / "hand-made.policy.json").write_text("{}\n")
+    (copy / "audit.trust.json").unlink()
+    assert iam.differences(copy) == [
+        "hand-made.policy.json: not rendered from shared.yaml (remove it)",
+        "audit.trust.json: missing",
+        "deploy-staging.policy.json: differs from shared.yaml",
+    ]
+    assert sorted(iam.render(copy)) == [
+        "removed hand-made.policy.json",
+        "wrote audit.trust.json",
+        "wrote deploy-staging.policy.json",
+    ]
+    assert iam.differences(copy) == []
+
+
+def test_the_engine_scan_finds_the_calls_it_makes():
+    """If the scan found nothing the next tests would prove nothing."""
+    calls = engine_calls()
+    assert {"apprunner:UpdateService", "secretsmanager:DescribeSecret", "ecr:PutImage"} <= calls
+
+
+def _engine_actions(service_prefixes=("apprunner", "secretsmanager", "ecr", "logs")) -> set[str]:
+    return {a for a in engine_calls() if a.split(":")[0] in service_prefixes}
+
+
+def test_the_staging_deploy_role_allows_exactly_what_the_engine_and_docker_push_call():
+    wanted = (_engine_actions() - PEOPLE_ONLY) | DOCKER_PUSH | {"iam:PassRole"}
+    assert allow_actions(DOCS["deploy-staging.policy.json"]) == wanted
+
+
+def test_the_production_deploy_role_allows_exactly_what_the_engine_calls_for_production():
+    wanted = (_engine_actions() - PEOPLE_ONLY - RECORD_WRITE) | {"iam:PassRole"}
+    assert allow_actions(DOCS["deploy-production.policy.json"]) == wanted
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_each_engine_call_is_allowed_on_its_own_environment(env):
+    service = "mv-os-backend-staging" if env == "staging" else "mv-os-backend"
+    own = {
+        "apprunner": f"arn:aws:apprunner:{REGION}:{ACC}:service/{service}/0123",
+        "ecr": f"arn:aws:ecr:{REGION}:{ACC}:repository/mv-os-backend",
+        "secretsmanager": f"arn:aws:secretsmanager:{REGION}:{ACC}:secret:mv-os/{'staging/' if env == 'staging' else ''}"
+        "jwt-secret-Ab12Cd",
+    }
+    skip = PEOPLE_ONLY | (RECORD_WRITE if env == "production" else set())
+    policy = DOCS[f"deploy-{env}.policy.json"]
+    for action in sorted(_engine_actions() - skip):
+        assert allowed(policy, action, own[action.split(":")[0]]), action
+
+
+def _resources(env: str) -> list[str]:
+    """Every kind of thing an environment owns, as ARNs."""
+    service = "mv-os-backend-staging" if env == "staging" else "mv-os-backend"
+    db = "mv-os-db-staging" if env == "staging" else "mv-os-db"
+    prefix = "mv-os/staging/" if env == "staging" else "mv-os/"
+    secrets = ("database-url", "jwt-secret", "whatsapp-app-secret", "whatsapp-verify-token", "db-master")
+    return [
+        f"arn:aws:apprunner:{REGION}:{ACC}:service/{service}/0123abcd",
+        f"arn:aws:apprunner:{REGION}:{ACC}:vpcconnector/{service}/1/0123abcd",
+        f"arn:aws:rds:{REGION}:{ACC}:db:{db}",
+        f"arn:aws:cloudformation:{REGION}:{ACC}:stack/mv-os-{env}/0123abcd",
+        f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-{env}",
+        f"arn:aws:iam::{ACC}:role/mv-os-cfn-{env}",
+        f"arn:aws:lambda:{REGION}:{ACC}:function:mv-os-log-retention-{env}",
+        f"arn:aws:logs:{REGION}:{ACC}:log-group:/aws/apprunner/{service}/0123abcd/application",
+        *(f"arn:aws:secretsmanager:{REGION}:{ACC}:secret:{prefix}{name}-Ab12Cd" for name in secrets),
+    ]
+
+
+TOUCH = [
+    "apprunner:DescribeService",
+    "apprunner:UpdateService",
+    "apprunner:StartDeployment",
+    "apprunner:DeleteService",
+    "apprunner:DeleteVpcConnector",
+    "rds:ModifyDBInstance",
+    "rds:DeleteDBInstance",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:DeleteSecret",
+    "cloudformation:DescribeStacks",
+    "cloudformation:CreateChangeSet",
+    "cloudformation:ExecuteChangeSet",
+    "cloudformation:DeleteStack",
+    "iam:PassRole",
+    "lambda:UpdateFunctionCode",
+    "logs:PutRetentionPolicy",
+    "logs:DeleteLogGroup",
+]
+
+
+@pytest.mark.parametrize(("mine", "other"), [("staging", "production"), ("production", "staging")])
+def test_no_role_of_one_environment_touches_the_other(mine, other):
+    roles = [n for n in DOCS if n.endswith(f"-{mine}.policy.json")]
+    assert len(roles) >= 5, roles
+    for name in roles:
+        for resource in _resources(other):
+            for action in TOUCH:
+                assert not allowed(DOCS[name], action, resource), (name, action, resource)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_the_cloudformation_role_manages_its_own_environment(env):
+    """The positive side of isolation: what the environment stack creates, its own role may change."""
+    policy = DOCS[f"cfn-{env}.policy.json"]
+    for resource in _resources(env):
+        service = resource.split(":")[2]
+        action = {
+            "apprunner": "apprunner:UpdateService",
+            "rds": "rds:ModifyDBInstance",
+            "secretsmanager": "secretsmanager:PutSecretValue",
+            "lambda": "lambda:UpdateFunctionCode",
+        }.get(service)
+        if action:
+            assert allowed(policy, action, resource), (action, resource)
+
+
+def _oidc_subject(trust: dict) -> str | None:
+    (stmt,) = trust["Statement"]
+    if "Federated" not in stmt["Principal"]:
+        return None
+    assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert "StringLike" not in stmt["Condition"]  # no wildcard a feature branch could match
+    equals = stmt["Condition"]["StringEquals"]
+    assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    return equals["token.actions.githubusercontent.com:sub"]
+
+
+def test_each_ci_role_is_trusted_only_by_its_own_github_environment():
+    subjects = {n.removesuffix(".trust.json"): _oidc_subject(d) for n, d in DOCS.items() if n.endswith(".trust.json")}
+    environment_of = {k: v.rsplit(":environment:", 1)[-1] for k, v in subjects.items() if v and ":environment:" in v}
+    assert environment_of == {
+        "deploy-staging": "staging",
+        "infra-staging": "staging",
+        "deploy-production": "production",
+        "infra-production": "production",  # the production environment's required reviewers approve the apply
+        "plan-production": "production-plan",
+        "infra-plan-production": "production-plan",
+    }
+    assert subjects["audit"] == "repo:GITHUB_OWNER/mv-os:ref:refs/heads/main"
+
+
+def test_the_production_infra_roles_split_planning_from_applying():
+    plan, apply = DOCS["infra-plan-production.policy.json"], DOCS["infra-production.policy.json"]
+    stack = f"arn:aws:cloudformation:{REGION}:{ACC}:stack/mv-os-production/0123"
+    assert allowed(plan, "cloudformation:CreateChangeSet", stack)
+    assert not allowed(plan, "cloudformation:ExecuteChangeSet", stack)
+    assert allowed(apply, "cloudformation:ExecuteChangeSet", stack)
+    assert not allowed(apply, "cloudformation:CreateChangeSet", stack)
+
+
+def test_no_ci_role_can_change_iam():
+    """IAM lives in the shared stack, applied by an administrator: a CI role that could write a policy could
+    grant itself anything."""
+    for name, policy in DOCS.items():
+        if name.endswith(".policy.json"):
+            for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"):
+                assert not allowed(policy, action, f"arn:aws:iam::{ACC}:role/mv-os-deploy-staging"), (name, action)
