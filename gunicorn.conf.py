@@ -2,8 +2,9 @@
 
 Read from the environment: PORT (8080 in the image, 3000 locally), BIND_HOST, WEB_CONCURRENCY,
 GUNICORN_WORKER_CLASS (gevent, or gthread), GUNICORN_WORKER_CONNECTIONS (gevent), GUNICORN_THREADS (gthread),
-GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE.  Settings are validated here, before any
-worker starts, so a config error stops start-up with one line that names the variable.
+GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_CONTROL_SOCKET (off unless set).
+Settings are validated here, before any worker starts, so a config error stops start-up with one line that
+names the variable.
 
 The worker model is gevent (docs/decisions.md): a request waiting for its commit, or for Meta, is a greenlet
 waiting on a socket, not a thread holding the GIL, so the group commit fills up and a hanging Meta ties up
@@ -56,6 +57,11 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # App Runner's load balancer talks to us directly; trust its X-Forwarded-* only from there.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket (for `gunicornc`) defaults to one path in the user's home, shared by every clone and
+# test server on the machine: off unless GUNICORN_CONTROL_SOCKET names a path.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
 accesslog = None  # the app logs each request (JSON in staging/production) with its request id (mv_os/access.py)
 errorlog = "-"
 logger_class = "mv_os.gunicorn_logging.Logger"  # JSON lines in staging/production, redacted everywhere

@@ -1,6 +1,6 @@
 """Every command a person or CI runs for MV-OS.  `nox -l` lists the sessions; workflows only call these.
 
-Sessions install from the hashed lock files in requirements/ (regenerate them with `nox -s lock`) into venvs
+Sessions install from the hashed exports of uv.lock in requirements/ (refresh them with `nox -s lock`) into venvs
 that are reused between runs, so warm runs are fast.  The backend is put on PYTHONPATH, not installed."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 REQ = ROOT / "requirements"
-LOCK_GROUPS = {"app": None, "pg": "pg", "test": "test", "lint": "lint", "release": "release"}
 
 nox.needs_version = ">=2025.5"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -28,18 +27,28 @@ def _install(session: nox.Session, group: str) -> None:
     session.env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "backend"), str(ROOT)])
 
 
+def _env_default(session: nox.Session, name: str, value: str) -> None:
+    """Set `name` for the session's commands unless the user's shell (or nox) already gives it a value.
+
+    nox's `session.env` holds only the session's own overrides, not the shell's variables, so
+    `session.env.setdefault` alone would override an exported `PORT=4301`."""
+    if name not in os.environ and name not in session.env:
+        session.env[name] = value
+
+
 def _local_env(session: nox.Session) -> None:
-    session.env.setdefault("NODE_ENV", "local")
-    session.env.setdefault("PYTHONUNBUFFERED", "1")
+    _env_default(session, "NODE_ENV", "local")
+    _env_default(session, "PYTHONUNBUFFERED", "1")
     # The mock provider answers each send with signed sent/delivered/read webhooks to PUBLIC_BASE_URL.
-    session.env.setdefault("MOCK_STATUS_WEBHOOKS", "1")
+    _env_default(session, "MOCK_STATUS_WEBHOOKS", "1")
 
 
 @nox.session
 def dev(session: nox.Session) -> None:
-    """Run MV-OS locally on http://127.0.0.1:3000: NODE_ENV=local, mock providers, embedded PostgreSQL.
+    """Run MV-OS locally on http://127.0.0.1:3000 (or $PORT): NODE_ENV=local, mock providers, real PostgreSQL.
 
-    Migrates and seeds the demo user first.  `nox -s dev -- --no-reload` turns the code reloader off."""
+    Migrates and seeds the demo user first.  `nox -s dev -- --no-reload` turns the code reloader off.  The
+    embedded PostgreSQL it starts (when DATABASE_URL is unset) stops when the command ends."""
     _install(session, "pg")
     _local_env(session)
     session.run("python", "-m", "mv_os.devserver", *session.posargs)
@@ -47,11 +56,31 @@ def dev(session: nox.Session) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Like `dev`, but under gunicorn with the production-like gunicorn.conf.py (PORT defaults to 3000)."""
+    """Like `dev`, but under gunicorn with the production-like gunicorn.conf.py (PORT from the shell, else 3000)."""
     _install(session, "pg")
     _local_env(session)
-    session.env.setdefault("PORT", "3000")
     session.run("python", "-m", "mv_os.devserver", "--gunicorn", *session.posargs)
+
+
+@nox.session(default=False)
+def manage(session: nox.Session) -> None:
+    """Operator commands on the database `nox -s dev` uses (local templates, DATABASE_URL or the embedded server).
+
+    `nox -s manage -- migrate [--check] | create-user --email ADDRESS | seed-demo | webhooks status|process`."""
+    if not session.posargs:
+        session.error(
+            "Usage: nox -s manage -- migrate [--check] | create-user --email ADDRESS | seed-demo | webhooks status"
+        )
+    _install(session, "pg")
+    _local_env(session)
+    session.run("python", "-m", "mv_os.manage", *session.posargs)
+
+
+def _test_env(session: nox.Session) -> None:
+    """What every test session needs besides its venv: bytecode caching and the nox that runs it."""
+    _keep_bytecode(session)
+    # Tests that call nox run it with the interpreter that runs this nox (`python3 -m nox`), never from PATH.
+    session.env["MV_OS_NOX_PYTHON"] = sys.executable
 
 
 def _keep_bytecode(session: nox.Session) -> None:
@@ -72,7 +101,7 @@ def tests(session: nox.Session) -> None:
     The browser tests (tests/e2e) run too when Chromium is installed; without it they are deselected with a
     warning, except under CI=true, where they run and fail (a CI run never passes without them)."""
     _install(session, "test")
-    _keep_bytecode(session)
+    _test_env(session)
     args = session.posargs or ["-q", "-n", "3"]
     if not session.posargs and os.environ.get("CI") != "true" and not any(map(os.path.isfile, CHROMIUMS)):
         session.warn(
@@ -101,7 +130,7 @@ def e2e(session: nox.Session) -> None:
 
     Never skipped: without Chromium they fail and say how to install it.  Screenshots: artifacts/e2e/."""
     _install(session, "test")
-    _keep_bytecode(session)
+    _test_env(session)
     session.run("pytest", "tests/e2e", *(session.posargs or ["-q"]))
 
 
@@ -115,16 +144,7 @@ def lint(session: nox.Session) -> None:
     _pipeline_checks(session)
     templates = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "infra" / "cloudformation").glob("*.yaml"))
     session.run("cfn-lint", *templates)
-    _lock_impl(session, check=True)
-
-
-SECRETS_FILTERS = [  # the project's placeholder rules (scripts/check_secrets.py explains each)
-    "--exclude-files", r"^(requirements/.*\.txt|\.ci/requirements-nox\.txt|\.secrets\.baseline)$",
-    "--exclude-secrets", r"^mv-os/", "--exclude-secrets", r"^<[^>]*>$", "--exclude-secrets", r"^(local|demo)-",
-    # pragma: allowlist nextline secret (a filter pattern, not a credential)
-    "--exclude-lines", r"postgres(ql)?://postgres:postgres@(localhost|127\.0\.0\.1)",
-    "--exclude-lines", r"POSTGRES_PASSWORD:\s*.?postgres\b",
-]  # fmt: skip
+    session.run("python", "scripts/lockfiles.py", "check")
 
 
 def _repo_files(session: nox.Session) -> list[str]:
@@ -142,42 +162,29 @@ def _pipeline_checks(session: nox.Session) -> None:
     if (ROOT / "Dockerfile").is_file():
         session.run("hadolint", "Dockerfile")
     files = _repo_files(session)
-    session.run("python", "scripts/check_secrets.py", "--baseline", ".secrets.baseline", *files)
+    session.run("python", "scripts/check_secrets.py", "--fresh", "--baseline", ".secrets.baseline", *files)
     configs = [f for f in files if f.endswith((".yml", ".yaml", ".toml"))]
     session.run("python", "scripts/check_config_files.py", *configs)
     session.run("pre-commit", "validate-config", ".pre-commit-config.yaml", silent=True)
 
 
-def _lock_impl(session: nox.Session, *, check: bool) -> None:
-    for name, group in LOCK_GROUPS.items():
-        out = REQ / f"{name}.txt"
-        args = [
-            "uv",
-            "pip",
-            "compile",
-            "pyproject.toml",
-            "--universal",
-            "--generate-hashes",
-            "--python-version",
-            "3.11",
-            "--quiet",
-            "--no-header",
-        ]
-        if group:
-            args += ["--group", group]
-        if check:
-            fresh = session.run(*args, silent=True, external=True)
-            if fresh.strip() != out.read_text().strip():
-                session.error(f"{out.relative_to(ROOT)} is out of date with pyproject.toml: run `nox -s lock`")
-        else:
-            session.run(*args, "-o", str(out), external=True)
-
-
 @nox.session(default=False)
 def lock(session: nox.Session) -> None:
-    """Regenerate the hashed lock files in requirements/ from pyproject.toml (after changing a dependency)."""
-    session.install("uv")
-    _lock_impl(session, check=False)
+    """Refresh uv.lock and its hashed exports requirements/*.txt: every dependency to its newest allowed version.
+
+    `nox -s lock` upgrades on purpose; `-- --keep` changes only what pyproject.toml requires (after adding or
+    changing a dependency); `-- --upgrade-package NAME` upgrades NAME alone.  `nox -s lint` then checks,
+    offline, that the lock satisfies pyproject.toml."""
+    args = list(session.posargs)
+    if args == ["--keep"]:
+        args = []
+    elif not args:
+        args = ["--upgrade"]
+    elif args[0] != "--upgrade-package" or len(args) < 2:
+        session.error("Usage: nox -s lock [-- --keep | --upgrade-package NAME [--upgrade-package NAME ...]]")
+    _install(session, "lint")  # the pinned uv comes from the lint lock
+    session.run("uv", "lock", *args)
+    session.run("python", "scripts/lockfiles.py", "export")
 
 
 # -- release (scripts/release): never run by a bare `nox`; AWS only through the standard SDK environment --------
@@ -294,7 +301,7 @@ def replay(session: nox.Session) -> None:
     """Sign and POST webhook fixtures (exact bytes) to a running MV-OS; non-zero exit on any non-200.
 
     `nox -s replay -- FIXTURE|DIR... [--url URL] [--env-file FILE] [--production]`
-    (URL defaults to http://127.0.0.1:3000/webhooks/whatsapp, FILE to env/backend.env.local.example)."""
+    (URL defaults to http://127.0.0.1:$PORT/webhooks/whatsapp, PORT to 3000, FILE to env/backend.env.local.example)."""
     if not session.posargs:
         session.error(
             "Usage: nox -s replay -- FIXTURE|DIR... [--url URL] [--env-file FILE] [--production]  "
@@ -326,9 +333,15 @@ def promotion_check(session: nox.Session) -> None:
 
 @nox.session(name="secrets-baseline", default=False)
 def secrets_baseline(session: nox.Session) -> None:
-    """Rewrite .secrets.baseline from the repository's files with the project's placeholder filters.
+    """Rewrite .secrets.baseline from the repository's files (the same tree always gives the same file).
 
-    Review `git diff .secrets.baseline` before committing: only audited false positives belong there."""
+    A false positive gets `# pragma: allowlist secret` and a reason on its line, not a baseline entry."""
     _install(session, "lint")
-    out = session.run("detect-secrets", "scan", "-n", *SECRETS_FILTERS, *_repo_files(session), silent=True)
-    (ROOT / ".secrets.baseline").write_text(out)
+    session.run(
+        "python",
+        "scripts/check_secrets.py",
+        "--write-baseline",
+        "--baseline",
+        ".secrets.baseline",
+        *_repo_files(session),
+    )

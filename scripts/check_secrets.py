@@ -8,34 +8,54 @@ The baseline carries the plugin and filter settings, including the project's pla
   --exclude-secrets '^(local|demo)-'     the local template's documented defaults (local-app-secret, …)
   --exclude-lines   'postgres:postgres@(localhost|127.0.0.1)' and 'POSTGRES_PASSWORD: postgres'
                                          the seed's documented local-only database default
-A false positive is allowed inline with `# pragma: allowlist secret` and a reason on that line.  No network:
-detect-secrets' optional verification against live services is never enabled.
+A false positive is allowed inline with `# pragma: allowlist secret` and a reason on that line, so the baseline
+stays empty and does not move when lines do.  `--write-baseline` regenerates it (`nox -s secrets-baseline`):
+the same tree always gives the same bytes, and lint fails when the committed baseline is not that output.  No
+network: detect-secrets' optional verification against live services is never enabled.
 
 detect-secrets misses unquoted `NAME=value` lines of modest entropy, so env templates (env/*.example) get a
 stricter rule of their own: a secret-named variable (…SECRET…, …TOKEN…, …PASSWORD…, …_KEY, DATABASE_URL) holds
 a `<placeholder>`; only the local template may hold a visibly local default (containing "local" or "demo",
 or the seed's postgres:postgres@localhost URL).
 
-Usage: python scripts/check_secrets.py [--baseline .secrets.baseline] FILE..."""
+Usage: python scripts/check_secrets.py [--baseline .secrets.baseline] [--write-baseline] FILE..."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
+FILTERS = [  # the project's placeholder rules, explained above
+    "--exclude-files", r"^(requirements/.*\.txt|uv\.lock|\.ci/requirements-nox\.txt|\.secrets\.baseline)$",
+    "--exclude-secrets", r"^mv-os/", "--exclude-secrets", r"^<[^>]*>$", "--exclude-secrets", r"^(local|demo)-",
+    # pragma: allowlist nextline secret (a filter pattern, not a credential)
+    "--exclude-lines", r"postgres(ql)?://postgres:postgres@(localhost|127\.0\.0\.1)",
+    "--exclude-lines", r"POSTGRES_PASSWORD:\s*.?postgres\b",
+]  # fmt: skip
 
-def new_findings(files: list[str], baseline_path: Path) -> list[str]:
-    from detect_secrets.core import baseline  # imported here: only the lint venv has detect-secrets
-    from detect_secrets.core.secrets_collection import SecretsCollection
 
-    known = baseline.load(baseline.load_from_file(str(baseline_path)), str(baseline_path))  # also sets plugins
-    found = SecretsCollection()
-    for name in files:
-        if Path(name).is_file() and Path(name).resolve() != baseline_path.resolve():
-            found.scan_file(name)
-    return sorted(f"{filename}:{secret.line_number}: {secret.type}" for filename, secret in found - known)
+def fresh_baseline(files: list[str]) -> str:
+    """The baseline detect-secrets writes for these files, without its timestamp: the same tree, the same bytes."""
+    scan = [sys.executable, "-m", "detect_secrets", "scan", "-n", *FILTERS, *sorted(files)]
+    data = json.loads(subprocess.run(scan, capture_output=True, text=True, check=True).stdout)
+    data.pop("generated_at", None)
+    return json.dumps(data, indent=2) + "\n"
+
+
+def new_findings(fresh: str, baseline_path: Path) -> list[str]:
+    """Findings of the fresh scan that the committed baseline does not hold (matched by file, type and hash)."""
+    known = json.loads(baseline_path.read_text()).get("results", {})
+    held = {(name, r["type"], r["hashed_secret"]) for name, results in known.items() for r in results}
+    return sorted(
+        f"{name}:{r['line_number']}: {r['type']}"
+        for name, results in json.loads(fresh).get("results", {}).items()
+        for r in results
+        if (name, r["type"], r["hashed_secret"]) not in held
+    )
 
 
 TEMPLATE_RE = re.compile(r"(^|/)env/[^/]+\.example$")
@@ -64,9 +84,18 @@ def template_findings(files: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, default=Path(".secrets.baseline"))
+    parser.add_argument("--write-baseline", action="store_true", help="regenerate the baseline from FILES")
+    parser.add_argument("--fresh", action="store_true", help="also fail when the baseline is not FILES' scan")
     parser.add_argument("files", nargs="*")
     args = parser.parse_args(argv)
-    bad = new_findings(args.files, args.baseline) + template_findings(args.files)
+    if args.write_baseline:
+        args.baseline.write_text(fresh_baseline([name for name in args.files if Path(name).is_file()]))
+        return 0
+    files = [name for name in args.files if Path(name).is_file()]
+    fresh = fresh_baseline(files)
+    bad = new_findings(fresh, args.baseline) + template_findings(files)
+    if args.fresh and not bad and args.baseline.read_text() != fresh:
+        bad.append(f"{args.baseline}: out of date (a finding was removed or moved): run `nox -s secrets-baseline`")
     for line in bad:
         print(f"possible secret: {line}", file=sys.stderr)
     if bad:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -315,3 +317,18 @@ def make_httpserver(httpserver_listen_address, httpserver_ssl_context):
     server.clear()
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture
+def state_dir():
+    """A state folder for an embedded PostgreSQL of the test's own, inside the clone's git-ignored .mv-os/.
+
+    Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 0700 when a worker starts, and as
+    root pgserver runs PostgreSQL as another user, who must be able to reach the data folder."""
+    (ROOT / ".mv-os").mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="test-state-", dir=ROOT / ".mv-os"))
+    yield path
+    from mv_os.localdb import stop_server
+
+    stop_server(path / "pgdata")
+    shutil.rmtree(path, ignore_errors=True)

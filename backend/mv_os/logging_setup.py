@@ -14,6 +14,8 @@ _HANDLER_NAME = "mv_os"
 # Credentials that can show up inside free text: URL passwords and bearer tokens.
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+# Query parameters that carry a credential (Meta's handshake token, OAuth-style tokens), in any logged URL.
+_TOKEN_PARAM = re.compile(r"(?i)\b((?:hub\.verify_token|access_token|token|signature)=)[^&\s\"']+")
 REDACTED = "***"
 
 
@@ -28,6 +30,7 @@ class RedactingFilter(logging.Filter):
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
         text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
+        text = _TOKEN_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
         return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -63,18 +66,24 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
 
+# Loggers whose lines reach the console: ours, and werkzeug's request log (the dev server's "GET /path?query").
+ROUTED_LOGGERS = ("mv_os", "werkzeug")
+
+
 def configure(settings: Settings) -> RedactingFilter:
-    """Install one handler on the `mv_os` logger tree (idempotent across repeated create_app calls)."""
-    logger = logging.getLogger("mv_os")
-    for handler in list(logger.handlers):
-        if handler.get_name() == _HANDLER_NAME:
-            logger.removeHandler(handler)
+    """Install one redacting handler on each routed logger (idempotent across repeated create_app calls)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if settings.environment.deployed else TextFormatter())
     redactor = RedactingFilter(settings.secret_values())
     handler.addFilter(redactor)
-    logger.addHandler(handler)
-    logger.setLevel(settings.log_level)
-    logger.propagate = False
+    for name in ROUTED_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            if old.get_name() == _HANDLER_NAME:
+                logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
+    logging.getLogger("mv_os").setLevel(settings.log_level)
+    logging.getLogger("werkzeug").setLevel(logging.INFO)
     return redactor

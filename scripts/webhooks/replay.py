@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import os
 import sys
 import time
 import urllib.error
@@ -29,7 +30,13 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEFAULT_ENV_FILE = ROOT / "env" / "backend.env.local.example"
-DEFAULT_URL = "http://127.0.0.1:3000/webhooks/whatsapp"
+
+
+def default_url() -> str:
+    """The local server `nox -s dev` starts: port $PORT, else 3000."""
+    return f"http://127.0.0.1:{os.environ.get('PORT') or '3000'}/webhooks/whatsapp"
+
+
 CONFIRM_WORD = "production"
 PLACEHOLDER_MARKERS = ("<", "change-me", "changeme", "replace-me", "from secrets manager")
 
@@ -104,7 +111,7 @@ def confirm_production(url: str, ask=input) -> bool:
 def main(argv: list[str] | None = None, *, ask=input) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.webhooks.replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("fixtures", nargs="*", help="fixture files or directories (default: every fixture)")
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"webhook URL (default {DEFAULT_URL})")
+    parser.add_argument("--url", default=default_url(), help="webhook URL (default: local, port $PORT or 3000)")
     parser.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE, help="env file holding WHATSAPP_APP_SECRET")
     parser.add_argument("--production", action="store_true", help="allow a production env file (asks to confirm)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")

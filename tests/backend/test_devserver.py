@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -91,50 +90,52 @@ def test_dev_refuses_a_cloud_environment():
     assert "NODE_ENV=local only" in out
 
 
-def _stop_postgres(data_dir: Path) -> None:
-    pid_file = data_dir / "postmaster.pid"
-    if pid_file.exists():
-        pid = int(pid_file.read_text().split()[0])
-        os.kill(pid, signal.SIGINT)  # fast shutdown
-        for _ in range(500):  # at most 10 s
-            if not pid_file.exists():
-                break
-            time.sleep(0.02)
+def postgres_running(data_dir: Path) -> bool:
+    from mv_os.localdb import postmaster_pid
+
+    return postmaster_pid(data_dir) is not None
+
+
+def wait_stopped(data_dir: Path, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while postgres_running(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not postgres_running(data_dir)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.version_info >= (3, 13), reason="pgserver wheels cover CPython 3.9-3.12 only")
-def test_dev_without_database_url_uses_the_embedded_server_and_keeps_data(tmp_path):
-    state = tmp_path / "state"
+def test_dev_without_database_url_uses_the_embedded_server_keeps_data_and_stops_it(state_dir):
+    state = state_dir
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dev_env(MV_OS_STATE_DIR=str(state), PORT=str(port), DEMO_PASSWORD="first-password")
+    pgdata = state / "pgdata"
+    proc = start_devserver(env)
     try:
-        proc = start_devserver(env)
-        try:
-            wait_healthy(proc, url, timeout=90)
-            assert requests.get(url + "/readyz", timeout=5).status_code == 200
-        finally:
-            first = stop(proc)
-        assert "embedded PostgreSQL ready" in first
-        assert "applied migration 0001_initial" in first
-        assert (state / "pgdata" / "PG_VERSION").exists()
-
-        # Second run: same data folder, nothing to migrate, the demo user is still there.
-        proc = start_devserver(env)
-        try:
-            wait_healthy(proc, url, timeout=60)
-            login = requests.post(
-                url + "/api/auth/login",
-                timeout=5,
-                json={"email": "demo@mv-os.local", "password": "first-password"},
-            )
-            assert login.status_code == 200
-        finally:
-            second = stop(proc)
-        assert "applied migration" not in second
+        wait_healthy(proc, url, timeout=90)
+        assert requests.get(url + "/readyz", timeout=5).status_code == 200
     finally:
-        _stop_postgres(state / "pgdata")
+        first = stop(proc)
+    assert "embedded PostgreSQL ready" in first
+    assert "applied migration 0001_initial" in first
+    assert (pgdata / "PG_VERSION").exists()
+    assert wait_stopped(pgdata), "the embedded PostgreSQL outlived the command that started it"
+
+    # Second run: same data folder, nothing to migrate, the demo user is still there.
+    proc = start_devserver(env)
+    try:
+        wait_healthy(proc, url, timeout=60)
+        login = requests.post(
+            url + "/api/auth/login",
+            timeout=5,
+            json={"email": "demo@mv-os.local", "password": "first-password"},
+        )
+        assert login.status_code == 200
+    finally:
+        second = stop(proc)
+    assert "applied migration" not in second
+    assert wait_stopped(pgdata)
 
 
 def test_dev_reads_the_local_frontend_and_backend_templates(tmp_path, monkeypatch):

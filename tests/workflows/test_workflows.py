@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,8 @@ from tests.workflows import rules
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
-# The project's copy of the team's list (a fresh clone has no ../shared); the test below keeps it equal to the
-# shared list wherever that sits beside the repository, as it does in CI.
+# The project's list of allowed actions and their SHAs: the only list the workflows are checked against.
 PINNED = ROOT / ".github" / "pinned-actions.txt"
-SHARED_PINNED = ROOT.parent / "shared" / "pinned-actions.txt"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 EXPECTED = {"ci.yml", "deploy-staging.yml", "deploy-production.yml", "promotion-check.yml", "rollback.yml"}
 
@@ -40,25 +38,14 @@ def test_real_workflow_has_no_violation(path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_every_action_is_pinned_to_the_shared_list(path):
+def test_every_action_is_pinned_to_the_listed_sha(path):
     """Same SHA and tag comment as .github/pinned-actions.txt (the SHAs read from each action's repo)."""
     assert rules.pins_match_list(path.read_text(), rules.read_pinned_actions(PINNED)) == []
 
 
-def test_the_repository_copy_of_the_pinned_list_is_the_shared_list():
-    """In CI ../shared sits beside the clone and must be there; on a laptop without it there is nothing to compare."""
-    if not SHARED_PINNED.is_file():
-        assert os.environ.get("CI") != "true", f"{SHARED_PINNED} is missing: CI places shared/ beside the clone"
-        pytest.skip(f"no {SHARED_PINNED} beside this clone: nothing to compare .github/pinned-actions.txt with")
-    assert rules.read_pinned_actions(PINNED) == rules.read_pinned_actions(SHARED_PINNED), (
-        "update .github/pinned-actions.txt from ../shared/pinned-actions.txt (and the workflows' pins with it)"
-    )
-
-
-def _nox_bin() -> str:
-    nox = shutil.which("nox")
-    assert nox, "the `nox` command is not on PATH (install it from .ci/requirements-nox.txt)"
-    return nox
+def _nox() -> list[str]:
+    """nox as the user runs it (`python3 -m nox`): the interpreter `nox -s tests` runs under, never PATH."""
+    return [os.environ.get("MV_OS_NOX_PYTHON") or sys.executable, "-m", "nox"]
 
 
 def test_every_nox_session_named_in_a_workflow_exists():
@@ -66,7 +53,7 @@ def test_every_nox_session_named_in_a_workflow_exists():
     named = sorted({s for path in FILES for names in rules.nox_sessions(rules.load(path)).values() for s in names})
     assert {"lint", "tests", "e2e", "deploy", "plan", "validated-digest", "rollback"} <= set(named)
     result = subprocess.run(
-        [_nox_bin(), "-f", str(ROOT / "noxfile.py"), "-l", "--json", "-s", *named],
+        [*_nox(), "-f", str(ROOT / "noxfile.py"), "-l", "--json", "-s", *named],
         capture_output=True,
         text=True,
         cwd=ROOT,
