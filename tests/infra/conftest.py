@@ -16,7 +16,7 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mv-os-backend@sha256:" + "ab"
 def aws(monkeypatch):
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret (moto's dummy key)
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
     }.items():
