@@ -188,25 +188,15 @@ def lock(session: nox.Session) -> None:
 
 
 # -- release (scripts/release): never run by a bare `nox`; AWS only through the standard SDK environment --------
-RELEASE_USAGE = {
-    "plan": "Usage: nox -s plan -- staging|production [--image <repo>@sha256:<digest>]",
-    "deploy": "Usage: nox -s deploy -- staging|production --image <repo>@sha256:<digest>",
-    "smoke": "Usage: nox -s smoke -- staging|production [--url URL] [--digest sha256:<digest>]",
-    "rollback": "Usage: nox -s rollback -- staging|production [--to sha256:<digest>]",
-    "validated-digest": "Usage: nox -s validated-digest -- production",
-}
-
-
 def _release_impl(session: nox.Session, command: str) -> None:
-    """Check the first argument names a deployable environment, then run `python -m scripts.release`."""
-    args = list(session.posargs)
-    allowed = ("production",) if command == "validated-digest" else ("staging", "production")
-    if not args or args[0] not in allowed:
-        session.error(RELEASE_USAGE[command])
-    if command == "deploy" and "--image" not in args and not any(a.startswith("--image=") for a in args):
-        session.error(RELEASE_USAGE[command])
+    """Check the arguments against scripts/release/usage.py, then run `python -m scripts.release`."""
+    from scripts.release.usage import check
+
+    problem = check(command, list(session.posargs))
+    if problem:
+        session.error(problem)
     _install(session, "release")
-    session.run("python", "-m", "scripts.release", command, *args)
+    session.run("python", "-m", "scripts.release", command, *session.posargs)
 
 
 @nox.session(default=False)
@@ -219,10 +209,19 @@ def plan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def deploy(session: nox.Session) -> None:
-    """Gates, App Runner deploy by digest, smoke, then the staging-validated record or production rollback.
+    """Gates, App Runner deploy by digest, smoke, then production's history entry or its automatic rollback.
 
-    `nox -s deploy -- staging|production --image <repo>@sha256:<digest>`."""
+    `nox -s deploy -- staging|production --image <repo>@sha256:<digest> [--redeploy]`.  Staging deploys the
+    recorded digest instead when this tree was validated before (back-merge, re-run)."""
     _release_impl(session, "deploy")
+
+
+@nox.session(default=False)
+def record(session: nox.Session) -> None:
+    """Write the staging-validated record for HEAD's tree after checking staging runs that digest and passes smoke.
+
+    `nox -s record -- staging --image <repo>@sha256:<digest>` (the recorder role's job in deploy-staging.yml)."""
+    _release_impl(session, "record")
 
 
 @nox.session(default=False)
@@ -269,7 +268,7 @@ def infra(session: nox.Session) -> None:
 def validated_digest(session: nox.Session) -> None:
     """Print `<repo>@sha256:...` that staging validated for HEAD's tree (what production deploys).
 
-    `nox -s validated-digest -- production`."""
+    `nox -s validated-digest -- staging|production`; exit 1 if the tree has no record."""
     _release_impl(session, "validated-digest")
 
 
@@ -278,10 +277,7 @@ def audit(session: nox.Session) -> None:
     """Prove staging/production isolation from AWS: secret ARNs/namespaces, NODE_ENV, auto-deploy off.
 
     `nox -s audit [-- --values]` (--values compares salted fingerprints of secret values, never values)."""
-    if session.posargs not in ([], ["--values"]):
-        session.error("Usage: nox -s audit [-- --values]")
-    _install(session, "release")
-    session.run("python", "-m", "scripts.release", "audit", *session.posargs)
+    _release_impl(session, "audit")
 
 
 @nox.session(default=False)

@@ -4,6 +4,7 @@ Desired state lives in .github/repository-settings.toml.  The REST endpoints use
   GET/PUT  /repos/{repo}/branches/{branch}/protection
   GET/PUT  /repos/{repo}/environments/{name}
   GET/POST /repos/{repo}/environments/{name}/deployment-branch-policies, DELETE …/{id}
+  GET/PUT  /repos/{repo}/actions/oidc/customization/sub   (the OIDC `sub` template the AWS trusts match)
   GET      /orgs/{owner}/teams/{slug}, /users/{login}   (reviewer ids)
 Required checks are bound to the GitHub Actions app (app_id 15368) through `checks`, not the deprecated
 `contexts` (GitHub refuses a request with both)."""
@@ -38,12 +39,14 @@ class BranchRule:
     branch: str
     required_checks: tuple[str, ...]
     required_approvals: int = 1
+    code_owner_reviews: bool = True
 
     def state(self) -> dict[str, Any]:
         return {
             "required_checks": sorted(f"{c} (app {GITHUB_ACTIONS_APP_ID})" for c in self.required_checks),
             "up_to_date_before_merge": True,
             "required_approvals": self.required_approvals,
+            "code_owner_reviews": self.code_owner_reviews,
             "dismiss_stale_reviews": True,
             "enforce_admins": True,
             "allow_force_pushes": False,
@@ -60,7 +63,7 @@ class BranchRule:
             "enforce_admins": True,
             "required_pull_request_reviews": {
                 "dismiss_stale_reviews": True,
-                "require_code_owner_reviews": False,
+                "require_code_owner_reviews": self.code_owner_reviews,
                 "required_approving_review_count": self.required_approvals,
             },
             "restrictions": None,
@@ -77,6 +80,7 @@ class EnvironmentRule:
     reviewers: tuple[str, ...] = ()
     prevent_self_review: bool = False
     wait_timer: int = 0
+    admins_bypass: bool = False  # "Allow administrators to bypass configured protection rules"
 
     def state(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,7 @@ class EnvironmentRule:
             "reviewers": sorted(self.reviewers),
             "prevent_self_review": self.prevent_self_review,
             "wait_timer": self.wait_timer,
+            "admins_bypass": self.admins_bypass,
         }
 
 
@@ -92,13 +97,19 @@ class EnvironmentRule:
 class Desired:
     branches: dict[str, BranchRule] = field(default_factory=dict)
     environments: dict[str, EnvironmentRule] = field(default_factory=dict)
+    oidc_claim_keys: tuple[str, ...] = ()  # the repository's OIDC subject template (include_claim_keys)
 
 
 def desired(path: Path = CONFIG) -> Desired:
     """Read and validate the desired state."""
     data = tomllib.loads(path.read_text())
     branches = {
-        name: BranchRule(name, tuple(cfg.get("required_checks", ())), int(cfg.get("required_approvals", 1)))
+        name: BranchRule(
+            name,
+            tuple(cfg.get("required_checks", ())),
+            int(cfg.get("required_approvals", 1)),
+            bool(cfg.get("code_owner_reviews", True)),
+        )
         for name, cfg in data.get("branches", {}).items()
     }
     envs = {
@@ -108,10 +119,11 @@ def desired(path: Path = CONFIG) -> Desired:
             tuple(cfg.get("reviewers", ())),
             bool(cfg.get("prevent_self_review", False)),
             int(cfg.get("wait_timer", 0)),
+            bool(cfg.get("admins_bypass", False)),
         )
         for name, cfg in data.get("environments", {}).items()
     }
-    want = Desired(branches, envs)
+    want = Desired(branches, envs, tuple(data.get("oidc", {}).get("include_claim_keys", ())))
     _validate(want)
     return want
 
@@ -136,6 +148,11 @@ def _validate(want: Desired) -> None:
         raise SettingsError("production needs required reviewers and prevent_self_review = true")
     if prod.deployment_branches != ("main",):
         raise SettingsError("production deploys from main only")
+    if prod.admins_bypass:
+        raise SettingsError("production: admins_bypass must stay false (nobody skips the approval)")
+    for needed in ("repo", "context", "ref", "job_workflow_ref"):
+        if needed not in want.oidc_claim_keys:
+            raise SettingsError(f"[oidc] include_claim_keys must include {needed!r} (infra/iam trusts match it)")
 
 
 # ------------------------------------------------------------------------------------- reading GitHub
@@ -156,6 +173,7 @@ def read_branch(gh: GitHub, branch: str) -> dict[str, Any] | None:
         "required_checks": sorted(f"{c['context']} (app {c.get('app_id')})" for c in checks),
         "up_to_date_before_merge": bool((raw.get("required_status_checks") or {}).get("strict")),
         "required_approvals": int(reviews.get("required_approving_review_count", 0)),
+        "code_owner_reviews": bool(reviews.get("require_code_owner_reviews")),
         "dismiss_stale_reviews": bool(reviews.get("dismiss_stale_reviews")),
         "enforce_admins": _enabled(raw, "enforce_admins"),
         "allow_force_pushes": _enabled(raw, "allow_force_pushes"),
@@ -196,7 +214,23 @@ def read_environment(gh: GitHub, name: str) -> dict[str, Any] | None:
         "reviewers": sorted(reviewers),
         "prevent_self_review": prevent_self_review,
         "wait_timer": wait_timer,
+        "admins_bypass": bool(raw.get("can_admins_bypass", True)),
     }
+
+
+OIDC_PATH = "/actions/oidc/customization/sub"
+
+
+def read_oidc(gh: GitHub) -> dict[str, Any]:
+    raw = gh.get(gh.repo_path(OIDC_PATH)) or {"use_default": True}
+    return {
+        "use_default": bool(raw.get("use_default")),
+        "include_claim_keys": list(raw.get("include_claim_keys") or []),
+    }
+
+
+def _oidc_state(want: Desired) -> dict[str, Any]:
+    return {"use_default": False, "include_claim_keys": list(want.oidc_claim_keys)}
 
 
 # ------------------------------------------------------------------------------------------------ plan
@@ -231,6 +265,9 @@ def plan(gh: GitHub, want: Desired) -> list[Change]:
         current, wanted = read_environment(gh, name), env.state()
         if current != wanted:
             changes.append(Change("environment", name, current, wanted))
+    current, wanted = read_oidc(gh), _oidc_state(want)
+    if current != wanted:
+        changes.append(Change("oidc subject", "sub", current, wanted))
     return changes
 
 
@@ -252,6 +289,7 @@ def _reviewer_ids(gh: GitHub, env: EnvironmentRule) -> list[dict[str, Any]]:
 def apply_environment(gh: GitHub, env: EnvironmentRule) -> None:
     body: dict[str, Any] = {
         "wait_timer": env.wait_timer,
+        "can_admins_bypass": env.admins_bypass,
         "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True},
     }
     if env.reviewers:
@@ -278,6 +316,8 @@ def apply(gh: GitHub, want: Desired, out: Out = print) -> list[Change]:
         if change.kind == "branch protection":
             body = want.branches[change.name].request_body()
             gh.request("PUT", gh.repo_path(f"/branches/{change.name}/protection"), json=body)
+        elif change.kind == "oidc subject":
+            gh.request("PUT", gh.repo_path(OIDC_PATH), json=change.wanted, ok=(200, 201, 204))
         else:
             apply_environment(gh, want.environments[change.name])
         out(f"applied {change.kind} {change.name}")
@@ -296,7 +336,7 @@ def offline_lines(want: Desired) -> list[str]:
         lines += Change("branch protection", name, None, rule.state()).lines()
     for name, env in want.environments.items():
         lines += Change("environment", name, None, env.state()).lines()
-    return lines
+    return lines + Change("oidc subject", "sub", None, _oidc_state(want)).lines()
 
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None, out: Out = print) -> int:

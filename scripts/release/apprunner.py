@@ -140,15 +140,19 @@ def update_request(
             for name in ("MV_OS_PREVIOUS_IMAGE", "MV_OS_PREVIOUS_GIT_SHA"):
                 if name in current.variables:
                     variables[name] = current.variables[name]
+    image_config: dict[str, Any] = {
+        "Port": str(env.port),
+        "RuntimeEnvironmentVariables": variables,
+        "RuntimeEnvironmentSecrets": dict(secret_arns),
+    }
+    if current is not None and current.image_configuration.get("StartCommand"):
+        # A start command set on the service (console or infrastructure) stays: update_service would drop it.
+        image_config["StartCommand"] = current.image_configuration["StartCommand"]
     source: dict[str, Any] = {
         "ImageRepository": {
             "ImageIdentifier": image.ref,
             "ImageRepositoryType": "ECR",
-            "ImageConfiguration": {
-                "Port": str(env.port),
-                "RuntimeEnvironmentVariables": variables,
-                "RuntimeEnvironmentSecrets": dict(secret_arns),
-            },
+            "ImageConfiguration": image_config,
         },
         # An ECR push must never deploy by itself: that would skip every gate.
         "AutoDeploymentsEnabled": False,
@@ -187,6 +191,7 @@ def is_redeploy(request: dict[str, Any], current: ServiceState) -> bool:
         and config.get("RuntimeEnvironmentVariables", {}) == live.get("RuntimeEnvironmentVariables", {})
         and config.get("RuntimeEnvironmentSecrets", {}) == live.get("RuntimeEnvironmentSecrets", {})
         and str(config.get("Port")) == str(live.get("Port"))
+        and config.get("StartCommand") == live.get("StartCommand")
     )
 
 

@@ -6,7 +6,7 @@ Checks (one `PASS name` / `FAIL name: reason` line each; any FAIL exits non-zero
 - secrets-distinct: no secret ARN is shared between environments;
 - node-env-<env>: the service runs with NODE_ENV=<env>;
 - auto-deploy-<env>: AutoDeploymentsEnabled is off (an ECR push cannot deploy past the gates);
-- record-immutable: the ECR repository's tags are immutable (a staging-validated record can't move);
+- record-immutable: the ECR repository's tags are immutable (a `git-<sha>` tag never moves to another image);
 With --values (needs a role that may read both environments' values): salted fingerprints, never values:
 - distinct-database-host, distinct-jwt-secret, distinct-<whatsapp secret>.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from scripts.release import secrets as secrets_mod
 from scripts.release.environments import Environment
 from scripts.release.gates import Aws, Result
-from scripts.release.record import EcrRecord
+from scripts.release.images import tag_mutability
 
 VALUE_CHECKS = {
     "DATABASE_URL": "distinct-database-host",
@@ -121,7 +121,7 @@ def _immutable_records(envs: list[Environment], clients: dict[str, Aws]) -> list
     for repository in sorted({e.ecr_repository for e in envs if e.name in clients}):
         env = next(e for e in envs if e.ecr_repository == repository and e.name in clients)
         try:
-            mutability = EcrRecord(clients[env.name].ecr, repository).tag_mutability()
+            mutability = tag_mutability(clients[env.name].ecr, repository)
         except Exception as exc:  # noqa: BLE001
             out.append(Result("record-immutable", False, f"cannot read ECR repository {repository}: {exc}"))
             continue
@@ -130,8 +130,8 @@ def _immutable_records(envs: list[Environment], clients: dict[str, Aws]) -> list
                 "record-immutable",
                 mutability == "IMMUTABLE",
                 f"{repository} tags are immutable",
-                f"ECR repository {repository} has imageTagMutability={mutability}: staging-validated records "
-                "could be moved (set IMMUTABLE)",
+                f"ECR repository {repository} has imageTagMutability={mutability}: a git-<sha> tag could be "
+                "moved to another image (set IMMUTABLE)",
             )
         )
     return out

@@ -96,6 +96,40 @@ def load(path: Path | str = DEFAULT_PATH) -> dict[str, Environment]:
     return result
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The engine's time budget and what follows from it.  A job killed by its timeout mid-deploy could leave
+    production on a failed image, so the job's timeout is derived from the engine's waits, never the reverse."""
+
+    seconds: int
+    # Checkout, Python, nox venv, OIDC, and (staging) the image build: the part of a job outside the engine.
+    SETUP_MINUTES = 20
+
+    @property
+    def idle(self) -> float:
+        return self.seconds / 5
+
+    @property
+    def deploy(self) -> float:
+        return self.seconds * 2 / 5
+
+    @property
+    def rollback(self) -> float:
+        return self.seconds * 2 / 5
+
+    @property
+    def job_timeout_minutes(self) -> int:
+        return -(-self.seconds // 60) + self.SETUP_MINUTES
+
+
+def budget(path: Path | str = DEFAULT_PATH) -> Budget:
+    with open(path, "rb") as fh:
+        seconds = tomllib.load(fh).get("release", {}).get("budget_seconds")
+    if not isinstance(seconds, int) or seconds < 60:
+        raise DefinitionError(f"{path}: [release] budget_seconds must be a whole number of seconds >= 60")
+    return Budget(seconds)
+
+
 def deployable(name: str, path: Path | str = DEFAULT_PATH) -> Environment:
     envs = load(path)
     if name not in envs:

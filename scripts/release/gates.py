@@ -14,7 +14,7 @@ from scripts.release import secrets as secrets_mod
 from scripts.release.apprunner import DeployTarget, ServiceState, update_request
 from scripts.release.environments import PLACEHOLDER, Environment
 from scripts.release.images import ImageRef, ImageRefError
-from scripts.release.record import EcrRecord, tag_for
+from scripts.release.record import ProductionHistory, Ran, StagingRecord
 
 SEED_RULE = (
     "develop deploys to staging, main deploys to production, nothing else deploys: App Runner is never used "
@@ -42,6 +42,8 @@ class Aws:
     secretsmanager: Any
     ecr: Any
     sts: Any
+    ssm: Any = None  # the release records (scripts/release/record.py)
+    logs: Any = None  # CloudWatch Logs: the service's application log, tailed when a deploy fails
 
 
 @dataclass
@@ -53,6 +55,10 @@ class Context:
     aws_missing: str = "AWS credentials are missing (set AWS_PROFILE, or run in the deploy workflow's OIDC role)"
     idle_budget: float = 0.0
     rollback: bool = False  # a rollback re-runs an image that ran before: no branch/tree gates
+    redeploy: bool = False  # start a deployment even if nothing changed (fresh secret values)
+    # The branch's real tip (GitHub API or `git ls-remote`); tests and the rehearsal inject their own.
+    tip: Callable[[Path, str], str | None] | None = None
+    run: str = field(default_factory=lambda: _run_id())
     # Filled in while the gates run:
     image: ImageRef | None = None
     service: ServiceState | None = None
@@ -60,11 +66,27 @@ class Context:
     request: dict[str, Any] | None = None
     account: str | None = None
     git_sha: str | None = None  # GIT_SHA to send; defaults to HEAD (a rollback sends the old image's)
+    rollback_to: Ran | None = None  # production: the history entry a rollback goes back to
 
     @property
-    def record(self) -> EcrRecord:
+    def record(self) -> StagingRecord:
         assert self.aws is not None
-        return EcrRecord(self.aws.ecr, self.env.ecr_repository)
+        return StagingRecord(self.aws.ssm)
+
+    @property
+    def history(self) -> ProductionHistory:
+        assert self.aws is not None
+        return ProductionHistory(self.aws.ssm)
+
+
+def _run_id() -> str:
+    """Which run did it: the GitHub Actions run (id and attempt), else the local user."""
+    if os.environ.get("GITHUB_RUN_ID"):
+        return (
+            f"{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+            f"/attempts/{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+        )
+    return f"local:{os.environ.get('USER', 'unknown')}"
 
 
 # -- git -------------------------------------------------------------------------------------------------
@@ -103,14 +125,45 @@ def branch_matches_environment(ctx: Context) -> Result:
     if branch != ctx.env.branch:
         shown = branch or f"detached HEAD {head_sha(ctx.repo)[:12]}"
         return Result(name, False, f"{shown} may not deploy to {ctx.env.name}. {SEED_RULE}")
-    remote = git(ctx.repo, "rev-parse", "-q", "--verify", f"refs/remotes/origin/{branch}")
-    if remote and remote != head_sha(ctx.repo):
+    try:
+        tip = (ctx.tip or branch_tip)(ctx.repo, branch)
+    except TipError as exc:
+        return Result(name, False, f"cannot read the real tip of {branch}: {exc}; refusing")
+    if tip and tip != head_sha(ctx.repo):
         return Result(
             name,
             False,
-            f"HEAD is not origin/{branch} ({remote[:12]}): only what is pushed to {branch} deploys; push or pull",
+            f"HEAD {head_sha(ctx.repo)[:12]} is not the tip of {branch} ({tip[:12]}): only what is pushed to "
+            f"{branch} deploys, and a re-run of an older run never does; push or pull, or run the newest run",
         )
-    return Result(name, True, f"{branch} -> {ctx.env.name}")
+    return Result(name, True, f"{branch} -> {ctx.env.name}" + (f", at its tip {tip[:12]}" if tip else ""))
+
+
+class TipError(Exception):
+    pass
+
+
+def branch_tip(repo: Path, branch: str) -> str | None:
+    """The branch's tip where it really lives.  In GitHub Actions, actions/checkout points origin/<branch> at the
+    run's own commit, so the API is asked (job token).  Elsewhere `git ls-remote origin`; None if there is no
+    origin remote to compare with."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from scripts.github.api import GitHub, GitHubError, token_from_env
+
+        try:
+            gh = GitHub(os.environ.get("GITHUB_REPOSITORY", ""), token_from_env())
+            got = gh.get(gh.repo_path(f"/git/ref/heads/{branch}"))
+        except (ValueError, GitHubError) as exc:
+            raise TipError(str(exc)) from None
+        if not got:
+            raise TipError(f"GitHub has no branch {branch}")
+        return got["object"]["sha"]
+    if git(repo, "remote", "get-url", "origin") is None:
+        return git(repo, "rev-parse", "-q", "--verify", f"refs/remotes/origin/{branch}")
+    out = git(repo, "ls-remote", "origin", f"refs/heads/{branch}")
+    if out is None:
+        raise TipError("git ls-remote origin failed")
+    return out.split()[0] if out else None
 
 
 def image_by_digest(ctx: Context) -> Result:
@@ -157,23 +210,24 @@ def tree_validated_on_staging(ctx: Context) -> Result:
     if ctx.env.name != "production":
         return Result(name, True, f"not required for {ctx.env.name}")
     if ctx.rollback:
-        return _rollback_target_validated(ctx, name)
+        return ran_on_production(ctx)
     tree = head_tree(ctx.repo)
     if tree is None:
         return Result(name, False, "not a git checkout")
     if ctx.aws is None:
         return _no_aws(ctx, name)
     try:
-        recorded = ctx.record.read(tree)
-    except Exception as exc:  # noqa: BLE001 - any AWS failure fails closed
-        return Result(name, False, f"could not read the record ({type(exc).__name__})")
-    if recorded is None:
+        found = ctx.record.read(tree)
+    except Exception as exc:  # noqa: BLE001 - any AWS failure (or a tampered record) fails closed
+        return Result(name, False, f"could not read the record ({type(exc).__name__}: {exc})")
+    if found is None:
         return Result(
             name,
             False,
-            f"tree {tree[:12]} was never validated on staging (no ECR tag {tag_for(tree)}): changes reach main "
+            f"tree {tree[:12]} was never validated on staging (no staging-validated record): changes reach main "
             "only through develop; merge develop into main after staging validated it, never commit on main",
         )
+    recorded = found.digest
     if ctx.image is None:
         return Result(name, False, f"tree {tree[:12]} was validated with {recorded}; deploy that digest")
     if ctx.image.digest != recorded:
@@ -186,15 +240,51 @@ def tree_validated_on_staging(ctx: Context) -> Result:
     return Result(name, True, f"tree {tree[:12]} validated with this digest")
 
 
-def _rollback_target_validated(ctx: Context, name: str) -> Result:
+def ran_on_production(ctx: Context) -> Result:
+    """Production rolls back only to a digest production itself ran (its history), never to any build that
+    staging once validated: a develop build that never reached main carries a record too."""
+    name = "production-history"
     if ctx.aws is None:
         return _no_aws(ctx, name)
     if ctx.image is None:
         return Result(name, False, "no rollback target")
-    tags = ctx.record.validated_tags(ctx.image.digest)
-    if not tags:
-        return Result(name, False, f"{ctx.image.digest} was never validated on staging; production won't run it")
-    return Result(name, True, f"rollback target carries {tags[-1]}")
+    try:
+        ran = ctx.history.find(ctx.image.digest)
+    except Exception as exc:  # noqa: BLE001 - a tampered or unreadable history fails closed
+        return Result(name, False, f"cannot read the production history ({type(exc).__name__}: {exc})")
+    if ran is None:
+        return Result(
+            name, False, f"{ctx.image.digest} never ran on production: production rolls back only to its own history"
+        )
+    ctx.rollback_to = ran
+    return Result(name, True, f"production ran it (entry {ran.seq}, {ran.kind} of {ran.git_sha[:12]} at {ran.at})")
+
+
+def newer_than_production(ctx: Context) -> Result:
+    """Gate (production deploys): HEAD contains the commit production runs now, so a stale re-run or a late
+    approval of an older run can never put an older tree over a newer one."""
+    name = "not-older-than-production"
+    if ctx.env.name != "production" or ctx.rollback:
+        return Result(name, True, f"not required for {'a rollback' if ctx.rollback else ctx.env.name}")
+    if ctx.aws is None:
+        return _no_aws(ctx, name)
+    try:
+        latest = ctx.history.latest()
+    except Exception as exc:  # noqa: BLE001 - fail closed
+        return Result(name, False, f"cannot read the production history ({type(exc).__name__}: {exc})")
+    if latest is None:
+        return Result(name, True, "production has no history yet (first deploy)")
+    head = head_sha(ctx.repo)
+    if latest.git_sha == head or latest.tree == head_tree(ctx.repo):
+        return Result(name, True, f"production runs this tree ({latest.git_sha[:12]})")
+    if git(ctx.repo, "merge-base", "--is-ancestor", latest.git_sha, head) is not None:
+        return Result(name, True, f"HEAD contains {latest.git_sha[:12]}, which production runs")
+    return Result(
+        name,
+        False,
+        f"production runs {latest.git_sha[:12]} ({latest.digest}), which HEAD {head[:12]} does not contain: this "
+        "run is older than production (a re-run or a late approval); deploy the tip of main instead",
+    )
 
 
 def secrets_in_namespace(ctx: Context) -> Result:
@@ -237,10 +327,12 @@ def request_pins_environment(ctx: Context) -> Result:
     arns = ctx.secret_arns or {var: f"<arn of {secret}>" for var, secret in ctx.env.secrets.items()}
     if ctx.request is None:
         ctx.request = update_request(ctx.env, image, arns, ctx.git_sha or head_sha(ctx.repo), ctx.service)
-    return check_request(ctx.env, ctx.request, ctx.image)
+    return check_request(ctx.env, ctx.request, ctx.image, recorded=ctx.rollback_to is not None)
 
 
-def check_request(env: Environment, request: dict[str, Any], image: ImageRef | None) -> Result:
+def check_request(env: Environment, request: dict[str, Any], image: ImageRef | None, recorded: bool = False) -> Result:
+    """`recorded`: the configuration is the one a history entry ran with, so a variable added to
+    env/environments.toml since then is not required of it."""
     name = "request"
     source = request.get("SourceConfiguration", {})
     repo = source.get("ImageRepository", {})
@@ -263,7 +355,11 @@ def check_request(env: Environment, request: dict[str, Any], image: ImageRef | N
     leaked = sorted(set(variables) & set(env.secrets))
     if leaked:
         problems.append(f"{', '.join(leaked)} must come from Secrets Manager, not a plain variable")
-    unset = sorted(k for k in env.variables if not variables.get(k) or PLACEHOLDER.search(variables[k]))
+    unset = sorted(
+        k
+        for k in env.variables
+        if (k in variables or not recorded) and (not variables.get(k) or PLACEHOLDER.search(variables[k]))
+    )
     if unset:
         problems.append(f"{', '.join(unset)} still a placeholder in env/environments.toml")
     if problems:
@@ -276,6 +372,7 @@ GATES: list[Callable[[Context], Result]] = [
     image_by_digest,
     aws_credentials,
     tree_validated_on_staging,
+    newer_than_production,
     secrets_in_namespace,
     no_operation_in_progress,
     request_pins_environment,

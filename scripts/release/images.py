@@ -53,3 +53,14 @@ class ImageRef:
             f"{text} is not an ECR image by digest (<account>.dkr.ecr.<region>.amazonaws.com/<repository>"
             "@sha256:<64 lowercase hex>, no tag)"
         )
+
+
+def repository_uri(ecr, repository: str) -> str:
+    return ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+
+
+def tag_mutability(ecr, repository: str) -> str:
+    """IMMUTABLE keeps a `git-<sha>` tag on the image it was pushed with (`nox -s audit` checks it)."""
+    return ecr.describe_repositories(repositoryNames=[repository])["repositories"][0].get(
+        "imageTagMutability", "MUTABLE"
+    )

@@ -260,6 +260,8 @@ def aws_clients(target) -> Aws:
         secretsmanager=boto3.client("secretsmanager", region_name=REGION),
         ecr=boto3.client("ecr", region_name=REGION),
         sts=boto3.client("sts", region_name=REGION),
+        ssm=boto3.client("ssm", region_name=REGION),
+        logs=boto3.client("logs", region_name=REGION),
     )
 
 

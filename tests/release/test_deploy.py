@@ -7,13 +7,13 @@ import boto3
 import pytest
 from botocore.stub import ANY
 
-from scripts.release import cli
+from scripts.release import flows
+from scripts.release import rollback as rollback_mod
 from scripts.release.gates import Result
-from scripts.release.record import EcrRecord
+from scripts.release.record import StagingRecord
 from tests.release.conftest import (
     OP_ID,
     REGION,
-    REPOSITORY,
     aws_clients,
     context,
     create_repository,
@@ -72,17 +72,21 @@ def expect_deploy(stub, env, new_digest, *statuses, op_id=OP_ID):
         )
 
 
-def test_staging_deploy_success_writes_the_record(world, repo, staging):
+def _record():
+    return StagingRecord(boto3.client("ssm", region_name=REGION))
+
+
+def test_staging_deploy_success_leaves_the_record_to_the_recorder(world, repo, staging):
+    """The deploy role cannot write a record (infra/iam): the deploy only says what the record job checks next."""
     create_secrets(staging)
     stub = world["stub"]
     expect_service(stub, staging, digest=world["old"])
     expect_deploy(stub, staging, world["new"], "IN_PROGRESS", "SUCCEEDED")
     lines = []
     ctx = context(staging, repo, image_ref(world["new"]), world["aws"])
-    assert cli.deploy(ctx, out=lines.append, smoke=smoke_passes) == 0
-    record = EcrRecord(boto3.client("ecr", region_name=REGION), REPOSITORY)
-    assert record.read(repo.tree()) == world["new"]
-    assert any(line.startswith("recorded mv-os-backend:staging-validated-") for line in lines)
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_passes) == 0
+    assert _record().read(repo.tree()) is None
+    assert any("passed smoke; the record job" in line for line in lines)
     assert any("s] operation" in line and "IN_PROGRESS" in line for line in world["aws"].target.lines)
 
 
@@ -93,8 +97,8 @@ def test_staging_smoke_failure_writes_no_record(world, repo, staging):
     expect_deploy(stub, staging, world["new"], "SUCCEEDED")
     lines = []
     ctx = context(staging, repo, image_ref(world["new"]), world["aws"])
-    assert cli.deploy(ctx, out=lines.append, smoke=smoke_fails) == 1
-    assert EcrRecord(boto3.client("ecr", region_name=REGION), REPOSITORY).read(repo.tree()) is None
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_fails) == 1
+    assert _record().read(repo.tree()) is None
     assert "FAIL readyz: expected 200, got 503" in lines
     assert any("can never reach production" in line for line in lines)
 
@@ -105,12 +109,12 @@ def test_gate_failure_changes_nothing(world, repo, staging):
     expect_service(stub, staging, digest=world["old"])
     lines = []
     ctx = context(staging, repo, image_ref(world["new"]), world["aws"])
-    assert cli.deploy(ctx, out=lines.append, smoke=smoke_passes) == 1
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_passes) == 1
     assert lines[-1] == "deploy REFUSED: nothing was changed on mv-os-backend-staging"
 
 
 def _on_main_validated(repo, digest):
-    EcrRecord(boto3.client("ecr", region_name=REGION), REPOSITORY).write(repo.tree(), digest)
+    _record().write(repo.tree(), digest, repo.git("rev-parse", "HEAD"), "test")
     repo.git("checkout", "-q", "main")
     repo.git("merge", "-q", "--no-ff", "-m", "Merge develop", "develop")
 
@@ -123,7 +127,7 @@ def test_production_app_runner_rollback_is_a_failed_deploy(world, repo, producti
     expect_deploy(stub, production, world["new"], "IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCEEDED")
     lines = []
     ctx = context(production, repo, image_ref(world["new"]), world["aws"])
-    assert cli.deploy(ctx, out=lines.append, smoke=smoke_passes) == 1
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_passes) == 1
     assert "App Runner rolled the deploy back" in lines[-1]
     assert world["old"] in lines[-1]  # says what keeps running
 
@@ -158,7 +162,7 @@ def test_production_smoke_failure_rolls_back_to_the_previous_digest(world, repo,
     )
     lines = []
     ctx = context(production, repo, image_ref(world["new"]), world["aws"])
-    assert cli.deploy(ctx, out=lines.append, smoke=smoke_fails) == 1
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_fails) == 1
     assert world["new"] in lines[-1] and world["old"] in lines[-1]
     assert lines[-1].startswith("rolled back: production smoke failed")
 
@@ -171,18 +175,18 @@ def test_production_deploy_of_an_unvalidated_tree_is_refused(world, repo, produc
     expect_service(stub, production, digest=world["old"])
     lines = []
     ctx = context(production, repo, image_ref(world["new"]), world["aws"])
-    assert cli.deploy(ctx, out=lines.append, smoke=smoke_passes) == 1
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_passes) == 1
     assert any(line.startswith("FAIL staging-validated:") and "through develop" in line for line in lines)
 
 
 def test_validated_digest_prints_the_image_for_this_tree(world, repo, production):
     _on_main_validated(repo, world["new"])
     out, err = [], []
-    assert cli.validated_digest(context(production, repo, aws=world["aws"]), out=out.append, err=err.append) == 0
+    assert flows.validated_digest(context(production, repo, aws=world["aws"]), out=out.append, err=err.append) == 0
     assert out == [image_ref(world["new"])]
     repo.commit("direct.txt", "straight on main\n", "direct commit on main")
     out, err = [], []
-    assert cli.validated_digest(context(production, repo, aws=world["aws"]), out=out.append, err=err.append) == 1
+    assert flows.validated_digest(context(production, repo, aws=world["aws"]), out=out.append, err=err.append) == 1
     assert out == [] and "no staging-validated image" in err[0]
 
 
@@ -201,7 +205,7 @@ def test_manual_rollback_goes_back_to_the_previous_image(world, repo, staging):
     repo.git("checkout", "-q", "-b", "feature/anything")  # a rollback is not a release: any checkout may run it
     lines = []
     ctx = context(staging, repo, aws=world["aws"])
-    assert cli.rollback(ctx, None, out=lines.append, smoke=smoke_passes) == 0
+    assert rollback_mod.rollback(ctx, None, lines.append, smoke_passes, flows.append_history) == 0
     assert lines[-1] == f"rolled back to {world['old']}"
 
 
@@ -240,6 +244,23 @@ def test_redeploying_the_running_digest_starts_a_deployment(world, repo, staging
         "list_operations", operations("SUCCEEDED"), {"ServiceArn": service_arn("staging"), "MaxResults": 20}
     )
     lines = []
-    ctx = context(staging, repo, image_ref(world["new"]), world["aws"])
-    assert cli.deploy(ctx, out=lines.append, smoke=smoke_passes) == 0
+    ctx = context(staging, repo, image_ref(world["new"]), world["aws"], redeploy=True)
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_passes) == 0
     assert any(line.startswith("start_deployment: operation") for line in lines)
+
+
+def test_a_rerun_that_changes_nothing_is_skipped(world, repo, staging):
+    """A re-run of the same staging run: same digest, same configuration, no --redeploy -> nothing to do."""
+    arns = create_secrets(staging)
+    stub = world["stub"]
+    stub.add_response(
+        "list_services",
+        {"ServiceSummaryList": [{"ServiceName": staging.service, "ServiceArn": service_arn("staging")}]},
+        {"MaxResults": 20},
+    )
+    live = _running_exactly(staging, repo, world["new"], arns)
+    stub.add_response("describe_service", {"Service": live}, {"ServiceArn": service_arn("staging")})
+    lines = []
+    ctx = context(staging, repo, image_ref(world["new"]), world["aws"])
+    assert flows.deploy(ctx, out=lines.append, smoke=smoke_passes) == 0
+    assert lines[-1].endswith("with this exact configuration: nothing to do")

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 
 from scripts.release import gates
 from scripts.release.gates import Aws
-from scripts.release.record import EcrRecord
+from scripts.release.record import StagingRecord
 from tests.release.conftest import (
     REGION,
     REGISTRY,
@@ -67,7 +67,7 @@ def test_unpushed_commits_do_not_deploy(repo, staging):
     repo.commit("local.txt", "not pushed\n", "local only")
     result = gates.branch_matches_environment(context(staging, repo))
     assert not result.ok
-    assert "HEAD is not origin/develop" in result.reason
+    assert "is not the tip of develop" in result.reason
 
 
 # -- gate 2: image by digest ---------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def validated(moto, repo):
     """develop's tree was deployed to staging with `digest` and passed smoke: the record exists."""
     create_repository()
     digest = push_image("build-of-develop")
-    EcrRecord(boto3.client("ecr", region_name=REGION), REPOSITORY).write(repo.tree(), digest)
+    StagingRecord(boto3.client("ssm", region_name=REGION)).write(repo.tree(), digest, "0" * 40, "test")
     return digest
 
 
@@ -122,6 +122,7 @@ def _aws():
         secretsmanager=boto3.client("secretsmanager", region_name=REGION),
         ecr=boto3.client("ecr", region_name=REGION),
         sts=boto3.client("sts", region_name=REGION),
+        ssm=boto3.client("ssm", region_name=REGION),
     )
 
 

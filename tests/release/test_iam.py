@@ -1,6 +1,8 @@
 """The IAM documents in infra/iam, evaluated with a small IAM-like evaluator (explicit Deny wins, else an Allow
-must match action and resource; `*` and `?` wildcards): the staging role cannot touch production secrets, the
-production role cannot touch staging secrets, and each GitHub OIDC trust admits only its own environment."""
+must match action, resource and `StringEquals` conditions; `*` and `?` wildcards): the staging role cannot touch
+production secrets, the production role cannot touch staging secrets, only the recorder writes a staging-validated
+record, release records are write-once, and each GitHub OIDC trust admits only its own environment, branch and
+workflow."""
 
 from __future__ import annotations
 
@@ -24,10 +26,23 @@ def _list(value) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
-def allowed(policy: dict, action: str, resource: str) -> bool:
+def allowed(policy: dict, action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+    """`context` holds the request's condition keys (e.g. iam:PassedToService); a key the request does not
+    carry never satisfies a condition."""
+    context = context or {}
+
+    def conditions_hold(stmt) -> bool:
+        for operator, keys in stmt.get("Condition", {}).items():
+            assert operator == "StringEquals", f"the evaluator knows StringEquals only, not {operator}"
+            if any(context.get(key) not in _list(want) for key, want in keys.items()):
+                return False
+        return True
+
     def matches(stmt):
-        return any(fnmatch.fnmatchcase(action, a) for a in _list(stmt["Action"])) and any(
-            fnmatch.fnmatchcase(resource, r) for r in _list(stmt["Resource"])
+        return (
+            any(fnmatch.fnmatchcase(action, a) for a in _list(stmt["Action"]))
+            and any(fnmatch.fnmatchcase(resource, r) for r in _list(stmt["Resource"]))
+            and conditions_hold(stmt)
         )
 
     if any(s["Effect"] == "Deny" and matches(s) for s in policy["Statement"]):
@@ -88,22 +103,145 @@ def test_each_deploy_role_updates_only_its_own_service():
         assert not allowed(doc("deploy-production.policy.json"), action, staging_svc)
 
 
-def test_production_never_pushes_images_or_records():
+def test_production_never_pushes_images_and_staging_pushes_builds():
     repo = f"arn:aws:ecr:{REGION}:{ACC}:repository/mv-os-backend"
     assert not allowed(doc("deploy-production.policy.json"), "ecr:PutImage", repo)
     assert allowed(doc("deploy-production.policy.json"), "ecr:DescribeImages", repo)
     assert allowed(doc("deploy-staging.policy.json"), "ecr:PutImage", repo)
 
 
-@pytest.mark.parametrize("env", ["staging", "production"])
-def test_oidc_trust_admits_only_its_github_environment(env):
-    (stmt,) = doc(f"deploy-{env}.trust.json")["Statement"]
+def subject(environment: str, branch: str, workflow: str) -> str:
+    """The `sub` GitHub issues once the repository's OIDC template includes repo, context, ref and
+    job_workflow_ref (.github/repository-settings.toml, [oidc])."""
+    repo = "GITHUB_OWNER/mv-os"
+    return (
+        f"repo:{repo}:environment:{environment}:ref:refs/heads/{branch}"
+        f":job_workflow_ref:{repo}/.github/workflows/{workflow}@refs/heads/{branch}"
+    )
+
+
+TRUSTS = {
+    "deploy-staging.trust.json": {subject("staging", "develop", w) for w in ("deploy-staging.yml", "rollback.yml")},
+    "record-staging.trust.json": {subject("staging-record", "develop", "deploy-staging.yml")},
+    "deploy-production.trust.json": {
+        subject("production", "main", w) for w in ("deploy-production.yml", "rollback.yml")
+    },
+    "plan-production.trust.json": {subject("production-plan", "main", "deploy-production.yml")},
+    "audit.trust.json": {subject("audit", b, "audit.yml") for b in ("main", "develop")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRUSTS))
+def test_oidc_trust_admits_only_its_environment_branch_and_workflow(name):
+    (stmt,) = doc(name)["Statement"]
     assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert stmt["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+    assert set(stmt["Condition"]) == {"StringEquals"}  # no StringLike: no wildcard a feature branch could match
     equals = stmt["Condition"]["StringEquals"]
     assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
-    assert equals["token.actions.githubusercontent.com:sub"] == f"repo:GITHUB_OWNER/mv-os:environment:{env}"
-    assert "StringLike" not in stmt["Condition"]  # no wildcard subject that a feature branch could match
+    assert set(_list(equals["token.actions.githubusercontent.com:sub"])) == TRUSTS[name]
+
+
+@pytest.mark.parametrize(
+    ("name", "sub"),
+    [
+        ("deploy-production.trust.json", subject("production", "develop", "deploy-production.yml")),
+        ("deploy-production.trust.json", subject("production", "main", "ci.yml")),
+        ("deploy-production.trust.json", "repo:GITHUB_OWNER/mv-os:environment:production"),
+        ("deploy-staging.trust.json", subject("staging", "feature-x", "deploy-staging.yml")),
+        ("record-staging.trust.json", subject("staging", "develop", "deploy-staging.yml")),
+        ("plan-production.trust.json", subject("production-plan", "main", "rollback.yml")),
+    ],
+)
+def test_oidc_trust_refuses_another_branch_workflow_or_the_old_environment_only_subject(name, sub):
+    stmt = doc(name)["Statement"][0]
+    context = {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": sub,
+    }
+    trust_as_policy = {"Statement": [{**stmt, "Resource": "*"}]}
+    assert not allowed(trust_as_policy, "sts:AssumeRoleWithWebIdentity", "*", context)
+    good = {**context, "token.actions.githubusercontent.com:sub": sorted(TRUSTS[name])[0]}
+    assert allowed(trust_as_policy, "sts:AssumeRoleWithWebIdentity", "*", good)
+
+
+# AWS's managed policy AWSAppRunnerFullAccess passes roles with iam:PassedToService = apprunner.amazonaws.com:
+# App Runner is the service that receives both the access role and the instance role in UpdateService, whatever
+# principal (build./tasks.apprunner.amazonaws.com) later assumes them.
+APP_RUNNER = "apprunner.amazonaws.com"
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_deploy_roles_pass_their_service_roles_to_app_runner_only(env):
+    policy = doc(f"deploy-{env}.policy.json")
+    own = [
+        f"arn:aws:iam::{ACC}:role/mv-os-apprunner-ecr-access",
+        f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-{env}",
+    ]
+    for role in own:
+        assert allowed(policy, "iam:PassRole", role, {"iam:PassedToService": APP_RUNNER})
+        for other in ("build.apprunner.amazonaws.com", "tasks.apprunner.amazonaws.com", "ec2.amazonaws.com"):
+            assert not allowed(policy, "iam:PassRole", role, {"iam:PassedToService": other})
+    other_env = "production" if env == "staging" else "staging"
+    other_role = f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-{other_env}"
+    assert not allowed(policy, "iam:PassRole", other_role, {"iam:PassedToService": APP_RUNNER})
+
+
+def _record(tree: str = "a" * 40) -> str:
+    return f"arn:aws:ssm:{REGION}:{ACC}:parameter/mv-os/release/staging-validated/{tree}"
+
+
+def _history(n: int = 7) -> str:
+    return f"arn:aws:ssm:{REGION}:{ACC}:parameter/mv-os/release/production-history/{n:08d}"
+
+
+def test_only_the_recorder_writes_a_staging_validated_record():
+    create = {"ssm:Overwrite": "false"}
+    assert allowed(doc("record-staging.policy.json"), "ssm:PutParameter", _record(), create)
+    for name in ("deploy-staging", "deploy-production", "plan-production", "audit"):
+        assert not allowed(doc(f"{name}.policy.json"), "ssm:PutParameter", _record(), create), name
+    for name in ("deploy-staging", "deploy-production", "plan-production", "record-staging"):
+        assert allowed(doc(f"{name}.policy.json"), "ssm:GetParameter", _record()), name
+
+
+def test_the_recorder_can_do_nothing_but_look_and_record():
+    policy = doc("record-staging.policy.json")
+    staging = f"arn:aws:apprunner:{REGION}:{ACC}:service/mv-os-backend-staging/0123"
+    assert allowed(policy, "apprunner:DescribeService", staging)
+    for action in ("apprunner:UpdateService", "apprunner:StartDeployment"):
+        assert not allowed(policy, action, staging)
+    assert not allowed(policy, "ecr:PutImage", f"arn:aws:ecr:{REGION}:{ACC}:repository/mv-os-backend")
+    assert not allowed(policy, "ssm:PutParameter", _history(), {"ssm:Overwrite": "false"})
+    for arn in STAGING_SECRETS + PRODUCTION_SECRETS:
+        assert not allowed(policy, "secretsmanager:GetSecretValue", arn)
+
+
+@pytest.mark.parametrize(("name", "arn"), [("record-staging", _record()), ("deploy-production", _history())])
+def test_release_records_are_write_once_and_never_deleted(name, arn):
+    policy = doc(f"{name}.policy.json")
+    assert allowed(policy, "ssm:PutParameter", arn, {"ssm:Overwrite": "false"})
+    assert not allowed(policy, "ssm:PutParameter", arn, {"ssm:Overwrite": "true"})
+    for action in ("ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:LabelParameterVersion"):
+        assert not allowed(policy, action, arn)
+
+
+def test_only_production_appends_to_its_history_and_plan_reads_it():
+    create = {"ssm:Overwrite": "false"}
+    assert allowed(doc("deploy-production.policy.json"), "ssm:GetParametersByPath", _history()[: -len("/00000007")])
+    assert allowed(doc("plan-production.policy.json"), "ssm:GetParametersByPath", _history()[: -len("/00000007")])
+    for name in ("deploy-staging", "record-staging", "plan-production", "audit"):
+        assert not allowed(doc(f"{name}.policy.json"), "ssm:PutParameter", _history(), create), name
+
+
+@pytest.mark.parametrize(
+    ("env", "service", "other"),
+    [("staging", "mv-os-backend-staging", "mv-os-backend"), ("production", "mv-os-backend", "mv-os-backend-staging")],
+)
+def test_deploy_roles_read_their_own_service_log_only(env, service, other):
+    policy = doc(f"deploy-{env}.policy.json")
+    group = f"arn:aws:logs:{REGION}:{ACC}:log-group:/aws/apprunner/{{}}/0123abcd/application:*"
+    assert allowed(policy, "logs:FilterLogEvents", group.format(service))
+    assert not allowed(policy, "logs:FilterLogEvents", group.format(other))
 
 
 def test_the_production_plan_role_reads_everything_the_gate_needs_and_changes_nothing():
@@ -121,11 +259,9 @@ def test_the_production_plan_role_reads_everything_the_gate_needs_and_changes_no
     for action in ("apprunner:UpdateService", "apprunner:StartDeployment"):
         assert not allowed(plan, action, svc)
     assert not allowed(plan, "ecr:PutImage", repo)
-    assert not allowed(plan, "iam:PassRole", f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-production")
-
-
-def test_the_production_plan_trust_admits_only_the_production_plan_environment():
-    (stmt,) = doc("plan-production.trust.json")["Statement"]
-    equals = stmt["Condition"]["StringEquals"]
-    assert equals["token.actions.githubusercontent.com:sub"] == "repo:GITHUB_OWNER/mv-os:environment:production-plan"
-    assert "StringLike" not in stmt["Condition"]
+    assert not allowed(
+        plan,
+        "iam:PassRole",
+        f"arn:aws:iam::{ACC}:role/mv-os-apprunner-instance-production",
+        {"iam:PassedToService": APP_RUNNER},
+    )

@@ -76,7 +76,7 @@ def test_nothing_listening_fails_every_check():
 
 
 def test_the_smoke_command_prints_pass_lines(staging_server, staging, capsys, monkeypatch):
-    from scripts.release.cli import smoke_command
+    from scripts.release.flows import smoke_command
 
     # The command's own retry policy (3 attempts, 2 s apart), with the waits recorded instead of slept.
     sleeps: list[float] = []

@@ -28,6 +28,7 @@ class FakeGitHub:
     environments: dict[str, dict] = field(default_factory=dict)
     policies: dict[str, list[dict]] = field(default_factory=dict)
     deployments: list[dict] = field(default_factory=list)
+    oidc: dict = field(default_factory=lambda: {"use_default": True})
     statuses: dict[int, list[dict]] = field(default_factory=dict)
     log: list[tuple[str, str, Any]] = field(default_factory=list)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
@@ -73,6 +74,13 @@ class FakeGitHub:
             return self._policies(method, m[1], int(m[2]) if m[2] else None, body)
         if m := re.fullmatch(r"/environments/([^/]+)", rest):
             return self._environment(method, m[1], body)
+        if rest == "/actions/oidc/customization/sub":
+            if method == "PUT":
+                if body.get("use_default") is False and not body.get("include_claim_keys"):
+                    return _json(422, {"message": "include_claim_keys is required"})
+                self.oidc = dict(body)
+                return _json(201, {})
+            return _json(200, self.oidc)
         if rest == "/deployments" and method == "GET":
             sha, env = request.args.get("sha"), request.args.get("environment")
             return _json(200, [d for d in self.deployments if d["sha"] == sha and d["environment"] == env])
@@ -128,7 +136,12 @@ class FakeGitHub:
                 rules.append({"type": "branch_policy"})
             return _json(
                 200,
-                {"name": name, "protection_rules": rules, "deployment_branch_policy": env["deployment_branch_policy"]},
+                {
+                    "name": name,
+                    "can_admins_bypass": env.get("can_admins_bypass", True),
+                    "protection_rules": rules,
+                    "deployment_branch_policy": env["deployment_branch_policy"],
+                },
             )
         if method == "PUT":
             if body.get("prevent_self_review") and not body.get("reviewers"):

@@ -17,13 +17,19 @@ Workflow = dict[str, Any]
 
 # Which branch may trigger a deploy to which GitHub environment (the environments' own deployment branch
 # policies say the same; scripts/github/settings.py applies those).
-ENVIRONMENT_BRANCH = {"staging": "develop", "production": "main", "production-plan": "main"}
+ENVIRONMENT_BRANCH = {
+    "staging": "develop",
+    "staging-record": "develop",
+    "production": "main",
+    "production-plan": "main",
+}
 # Environments that change a running service: their jobs serialize on one concurrency group per environment.
 DEPLOY_ENVIRONMENTS = {"staging", "production"}
-# Triggers a job with an environment may have besides push (the environment's branch policy still applies).
-MANUAL_TRIGGERS = {"workflow_dispatch"}
+# Triggers a job with an environment may have besides push (the environment's branch policy still applies; a
+# schedule runs on the default branch).
+MANUAL_TRIGGERS = {"workflow_dispatch", "schedule"}
 # nox sessions that talk to AWS: only jobs with an environment (and its OIDC role) may run them.
-AWS_SESSIONS = {"deploy", "rollback", "plan", "validated-digest", "smoke", "audit"}
+AWS_SESSIONS = {"deploy", "record", "rollback", "plan", "validated-digest", "smoke", "audit"}
 BUILD_ACTIONS = ("docker/build-push-action",)
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 NOX_RE = re.compile(r"\bnox\b(?:\s+-[-\w]+)*?\s+(?:-s|--session|--sessions)\s+([\w-]+)")

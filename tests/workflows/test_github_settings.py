@@ -24,7 +24,9 @@ def test_plan_on_a_bare_repository_lists_everything_and_writes_nothing(github, e
     assert "branch protection main: create" in out
     assert "environment production: create" in out
     assert "+ reviewers: ['team:release-approvers']" in out
-    assert "5 to change in acme/mv-os" in out
+    assert "oidc subject sub: update" in out
+    assert "~ include_claim_keys: [] -> ['repo', 'context', 'ref', 'job_workflow_ref']" in out
+    assert "8 to change in acme/mv-os" in out
     assert github.writes() == []
 
 
@@ -45,6 +47,7 @@ def test_apply_sends_githubs_documented_bodies(github, env):
             {"context": "ci / lint", "app_id": 15368},
             {"context": "ci / tests", "app_id": 15368},
             {"context": "ci / e2e", "app_id": 15368},
+            {"context": "ci / image", "app_id": 15368},
             {"context": "promotion-check", "app_id": 15368},
         ],
     }
@@ -53,24 +56,33 @@ def test_apply_sends_githubs_documented_bodies(github, env):
     assert main["required_pull_request_reviews"]["required_approving_review_count"] == 1
     assert main["allow_force_pushes"] is False and main["allow_deletions"] is False
     assert main["restrictions"] is None
+    assert main["required_pull_request_reviews"]["require_code_owner_reviews"] is True
     develop = puts["/repos/acme/mv-os/branches/develop/protection"]
     assert [c["context"] for c in develop["required_status_checks"]["checks"]] == [
         "ci / lint",
         "ci / tests",
         "ci / e2e",
+        "ci / image",
     ]
+    assert develop["required_pull_request_reviews"]["require_code_owner_reviews"] is True
 
     production = puts["/repos/acme/mv-os/environments/production"]
     assert production["reviewers"] == [{"type": "Team", "id": 42}]
     assert production["prevent_self_review"] is True
     assert production["deployment_branch_policy"] == {"protected_branches": False, "custom_branch_policies": True}
+    assert production["can_admins_bypass"] is False
     assert puts["/repos/acme/mv-os/environments/staging"]["reviewers"] is None
 
     assert [p["name"] for p in github.policies["staging"]] == ["develop"]
     assert [p["name"] for p in github.policies["production"]] == ["main"]
     assert [p["name"] for p in github.policies["production-plan"]] == ["main"]
+    assert [p["name"] for p in github.policies["staging-record"]] == ["develop"]
     assert all(p["type"] == "branch" for ps in github.policies.values() for p in ps)
-    assert "5 changed in acme/mv-os" in out
+    assert puts["/repos/acme/mv-os/actions/oidc/customization/sub"] == {
+        "use_default": False,
+        "include_claim_keys": ["repo", "context", "ref", "job_workflow_ref"],
+    }
+    assert "8 changed in acme/mv-os" in out
 
 
 def test_apply_converges_then_plan_shows_nothing(github, env):
@@ -98,6 +110,17 @@ def test_drift_is_shown_and_repaired(github, env):
     assert ("DELETE", "/repos/acme/mv-os/environments/production/deployment-branch-policies/1", None) in github.log
     assert [p["name"] for p in github.policies["production"]] == ["main"]
     assert run(["--check"], env)[0] == 0
+
+
+def test_admin_bypass_and_the_default_oidc_subject_are_drift(github, env):
+    """An admin who turns on "allow administrators to bypass" or resets the OIDC template is caught and undone."""
+    assert run([], env)[0] == 0
+    github.environments["production"]["can_admins_bypass"] = True
+    github.oidc = {"use_default": True}
+    code, out = run(["--check"], env)
+    assert code == 1
+    assert "~ admins_bypass: True -> False" in out and "~ use_default: True -> False" in out
+    assert run([], env)[0] == 0 and run(["--check"], env)[0] == 0
 
 
 def test_bad_token_fails_with_githubs_reason_and_never_prints_the_token(github, env, capsys):
@@ -156,7 +179,9 @@ def test_unsafe_settings_are_refused_before_any_call(tmp_path: Path, capsys, old
 
 def test_the_committed_settings_match_the_workflows():
     want = settings.desired()
-    assert set(want.environments) == {"staging", "production", "production-plan"}
+    assert set(want.environments) == {"staging", "staging-record", "production", "production-plan", "audit"}
+    assert not any(env.admins_bypass for env in want.environments.values())
+    assert all(rule.code_owner_reviews for rule in want.branches.values())
     assert want.environments["staging"].deployment_branches == ("develop",)
     assert want.environments["production"].deployment_branches == ("main",)
     assert "promotion-check" in want.branches["main"].required_checks

@@ -88,10 +88,58 @@ def test_staging_builds_once_and_deploys_the_built_digest():
     deploy = rules.jobs(_wf("deploy-staging.yml"))["deploy"]
     builds = [s for s in rules.steps(deploy) if s.get("uses", "").startswith("docker/build-push-action")]
     assert len(builds) == 1
-    assert builds[0]["with"]["push"] is True
+    assert "push=true" in builds[0]["with"]["outputs"]
+    assert builds[0]["if"] == "steps.recorded.outputs.digest == ''", "a validated tree is never built again"
+    chosen = next(s for s in rules.steps(deploy) if s.get("id") == "image")
+    assert chosen["env"] == {
+        "RECORDED": "${{ steps.recorded.outputs.digest }}",
+        "BUILT": f"${{{{ steps.{builds[0]['id']}.outputs.digest }}}}",
+    }
     deploy_step = next(s for s in rules.steps(deploy) if "nox -s deploy" in s.get("run", ""))
-    assert f"steps.{builds[0]['id']}.outputs.digest" in deploy_step["env"]["IMAGE"]
+    assert "steps.image.outputs.digest" in deploy_step["env"]["IMAGE"]
     assert "@" in deploy_step["env"]["IMAGE"], "deploy by digest (repo@sha256:…), never by tag"
+
+
+def test_only_the_recorder_job_records_and_after_the_deploy():
+    wf = _wf("deploy-staging.yml")
+    sessions = rules.nox_sessions(wf)
+    assert sessions["record"] == {"record"}
+    assert "record" not in sessions["deploy"]
+    record = rules.jobs(wf)["record"]
+    assert record["needs"] == "deploy" and rules.environment_of(record) == "staging-record"
+    assert not [u for j, u in rules.uses_refs(wf) if j == "record" and u.startswith("docker/")]
+
+
+def test_job_timeouts_are_derived_from_the_engines_budget():
+    """A job killed mid-deploy could leave production on a failed image: the timeout covers the engine's waits."""
+    from scripts.release.environments import budget
+
+    limits = budget()
+    assert limits.idle + limits.deploy + limits.rollback == limits.seconds
+    for name, job_id in (
+        ("deploy-staging.yml", "deploy"),
+        ("deploy-production.yml", "deploy"),
+        ("rollback.yml", "rollback"),
+    ):
+        assert rules.jobs(_wf(name))[job_id]["timeout-minutes"] == limits.job_timeout_minutes, (name, job_id)
+
+
+def test_production_gates_see_the_real_tip_and_full_history():
+    wf = _wf("deploy-production.yml")
+    for job_id in ("gate", "deploy"):
+        job = rules.jobs(wf)[job_id]
+        checkout = next(s for s in rules.steps(job) if s.get("uses", "").startswith("actions/checkout"))
+        assert checkout["with"]["fetch-depth"] == 0, job_id
+        assert any(s.get("env", {}).get("GITHUB_TOKEN") == "${{ github.token }}" for s in rules.steps(job)), job_id
+    assert "workflow_dispatch" in rules.triggers(wf), "the redeploy after a secret rotation"
+
+
+def test_the_audit_runs_daily_in_its_own_environment():
+    wf = _wf("audit.yml")
+    assert "schedule" in rules.triggers(wf)
+    job = rules.jobs(wf)["audit"]
+    assert rules.environment_of(job) == "audit"
+    assert {"audit", "github-settings"} <= rules.nox_sessions(wf)["audit"]
 
 
 def test_production_deploys_the_gate_digest_after_the_gate():
@@ -116,7 +164,10 @@ def test_rollback_is_manual_per_environment():
 
 def test_promotion_check_guards_pull_requests_into_main_only():
     wf = _wf("promotion-check.yml")
-    assert rules.triggers(wf)["pull_request"]["branches"] == ["main"]
+    assert set(rules.triggers(wf)) == {"pull_request_target"}, "the check runs main's code, never the PR's"
+    assert rules.triggers(wf)["pull_request_target"]["branches"] == ["main"]
+    for step in rules.steps(rules.jobs(wf)["promotion"]):
+        assert "ref" not in step.get("with", {}), "never check out the pull request's code"
     assert rules.nox_sessions(wf) == {"promotion": {"promotion-check"}}
 
 
@@ -177,7 +228,7 @@ def test_production_trigger_on_develop_in_a_copy_is_caught(tmp_path):
 def test_staging_trigger_on_a_pull_request_in_a_copy_is_caught(tmp_path):
     copy = _broken_copy(tmp_path, "deploy-staging.yml", "on:\n  push:\n", "on:\n  pull_request_target:\n  push:\n")
     assert rules.environment_triggers(rules.load(copy)) == [
-        "trigger 'pull_request_target' may not start a workflow that deploys to ['staging']"
+        "trigger 'pull_request_target' may not start a workflow that deploys to ['staging', 'staging-record']"
     ]
 
 
@@ -224,7 +275,7 @@ def test_cancel_in_progress_deploy_in_a_copy_is_caught(tmp_path):
 
 
 def test_missing_timeout_in_a_copy_is_caught(tmp_path):
-    copy = _broken_copy(tmp_path, "rollback.yml", "    timeout-minutes: 30\n", "")
+    copy = _broken_copy(tmp_path, "rollback.yml", "    timeout-minutes: 70\n", "")
     assert rules.timeouts(rules.load(copy)) == ["rollback: no timeout-minutes"]
 
 
