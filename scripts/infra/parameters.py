@@ -66,6 +66,8 @@ def shared(github_repository: str, path: Path | str = DEFAULT_PATH) -> dict[str,
     params = {
         "GitHubRepository": github_repository,
         "EcrRepositoryName": staging.ecr_repository,
+        "StagingBranch": staging.branch,
+        "ProductionBranch": production.branch,
         "StagingService": staging.service,
         "ProductionService": production.service,
         "StagingRdsIdentifier": staging.rds_identifier,

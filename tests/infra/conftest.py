@@ -7,8 +7,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from scripts.infra.template import TEMPLATES, load
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
+SHARED_RESOURCES = len(load(TEMPLATES / "shared.yaml")["Resources"])
+ENVIRONMENT_RESOURCES = len(load(TEMPLATES / "environment.yaml")["Resources"])
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mv-os-backend@sha256:" + "ab" * 32
 
 

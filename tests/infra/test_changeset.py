@@ -17,7 +17,7 @@ from scripts.infra import iam, parameters
 from scripts.infra.changeset import ChangeSets, InfraError
 from scripts.infra.template import target
 from scripts.release.environments import load
-from tests.infra.conftest import ACCOUNT, IMAGE, REGION, Clock
+from tests.infra.conftest import ACCOUNT, ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES, Clock
 
 ENVS = load()
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/mv-os-staging/0123"
@@ -90,7 +90,10 @@ def test_plan_changes_nothing_and_apply_creates_the_shared_stack(aws):
     shared = target("shared")
     plan = changesets.plan(shared, parameters.shared("acme/mv-os"), name="plan-1")
     text = "\n".join(plan.lines())
-    assert "(new stack): change set plan-1" in text and "16 to create, 0 to change, 0 to replace, 0 to delete" in text
+    assert (
+        "(new stack): change set plan-1" in text
+        and f"{SHARED_RESOURCES} to create, 0 to change, 0 to replace, 0 to delete" in text
+    )
     assert "  create       Repository                       AWS::ECR::Repository" in text
     # A plan creates nothing.
     assert boto3.client("ecr", region_name=REGION).describe_repositories()["repositories"] == []
@@ -137,7 +140,7 @@ def test_plan_of_a_new_environment_lists_everything_it_creates(aws):
     )
     created = {c.logical_id: c.resource_type for c in plan.changes if c.action == "create"}
     assert created["Database"] == "AWS::RDS::DBInstance" and created["Service"] == "AWS::AppRunner::Service"
-    assert len(created) == len(plan.changes) == 31
+    assert len(created) == len(plan.changes) == ENVIRONMENT_RESOURCES
     assert boto3.client("rds", region_name=REGION).describe_db_instances()["DBInstances"] == []
 
 

@@ -14,7 +14,7 @@ from scripts.infra.cli import main
 from scripts.infra.template import target
 from scripts.release.apprunner import ServiceState
 from scripts.release.environments import load
-from tests.infra.conftest import IMAGE, REGION, Session
+from tests.infra.conftest import ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES, Session
 from tests.infra.test_changeset import CS_ARN, STACK_ID, _described, _stack
 from tests.release.conftest import digest_of, expect_service, image_ref, service
 
@@ -38,7 +38,7 @@ def test_plan_of_a_new_environment_prints_the_change_set_and_how_to_apply_it(aws
         "warning: VarWhatsappPhoneNumberId is still a placeholder in env/environments.toml; apply will refuse this plan"
     )
     assert lines[1] == f"stack mv-os-{env} (new stack): change set plan-1"
-    assert "31 to create, 0 to change, 0 to replace, 0 to delete" in lines[-2]
+    assert f"{ENVIRONMENT_RESOURCES} to create, 0 to change, 0 to replace, 0 to delete" in lines[-2]
     assert lines[-1] == f"apply with: nox -s infra -- apply {env} plan-1"
     assert "| create | `Database` | `AWS::RDS::DBInstance` |" in summary.read_text()
     assert output.read_text() == "change-set=plan-1\n"
@@ -67,7 +67,7 @@ def test_the_shared_stack_needs_the_github_repository(aws, monkeypatch):
     assert code == 1 and "--github-repository OWNER/NAME" in lines[0]
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/mv-os")
     code, lines = run(["plan", "shared", "--name", "plan-1"], Session())
-    assert code == 0 and "16 to create" in lines[-2]
+    assert code == 0 and f"{SHARED_RESOURCES} to create" in lines[-2]
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ def test_unknown_target_is_a_usage_error(capsys):
 
 
 def test_the_offline_diff_shows_what_a_branch_changes(monkeypatch, tmp_path):
-    head = target("staging").body()
+    head = target("staging").template.read_text()
     base = head.replace("      DBName: mvos\n", "      DBName: mvos_old\n").replace(
         "  WhatsappVerifyToken:\n",
         "  Retired:\n    Type: AWS::SecretsManager::Secret\n    Properties: {Name: x}\n\n  WhatsappVerifyToken:\n",
