@@ -37,9 +37,11 @@ def test_cfn_lint_finds_nothing_in_any_template():
 
 def test_cfn_lint_rejects_a_broken_template(tmp_path):
     """The same check fails on a template CloudFormation would reject (a tag mutability that does not exist)."""
-    broken = tmp_path / "shared.yaml"
-    text = (TEMPLATES / "shared.yaml").read_text()
-    broken.write_text(text.replace("ImageTagMutability: IMMUTABLE", "ImageTagMutability: SOMETIMES"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "Resources:\n  Repository:\n    Type: AWS::ECR::Repository\n    Properties:\n"
+        "      ImageTagMutability: SOMETIMES\n"
+    )
     result = _cfn_lint(broken)
     assert result.returncode != 0 and "SOMETIMES" in result.stdout
 
