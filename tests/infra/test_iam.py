@@ -237,3 +237,69 @@ def test_no_ci_role_can_change_iam():
         if name.endswith(".policy.json"):
             for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"):
                 assert not allowed(policy, action, f"arn:aws:iam::{ACC}:role/mv-os-deploy-staging"), (name, action)
+
+
+# What `nox -s infra -- plan` and `-- apply` call (scripts/infra); the scan below keeps these lists complete.
+PLAN_CALLS = {
+    "cloudformation:DescribeStacks",
+    "cloudformation:CreateChangeSet",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:DeleteChangeSet",
+    "apprunner:ListServices",
+    "apprunner:DescribeService",
+}
+APPLY_CALLS = {
+    "cloudformation:DescribeStacks",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:ExecuteChangeSet",
+    "cloudformation:DescribeStackEvents",
+    "apprunner:ListServices",
+    "apprunner:DescribeService",
+}
+
+
+def infra_calls() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "scripts" / "infra").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                names.add(node.func.attr)
+    names |= {"list_services", "describe_service"}  # through scripts.release.apprunner.AppRunnerTarget
+    session = botocore.session.get_session()
+    return {
+        f"{service}:{operation}"
+        for service in ("cloudformation", "apprunner")
+        for operation in session.get_service_model(service).operation_names
+        if xform_name(operation) in names
+    }
+
+
+def test_the_plan_and_apply_lists_are_what_scripts_infra_calls():
+    assert infra_calls() == PLAN_CALLS | APPLY_CALLS
+
+
+@pytest.mark.parametrize(
+    ("role", "env", "calls"),
+    [
+        ("infra-staging", "staging", PLAN_CALLS | APPLY_CALLS),
+        ("infra-plan-production", "production", PLAN_CALLS),
+        ("infra-production", "production", APPLY_CALLS),
+    ],
+)
+def test_each_infrastructure_role_can_make_its_calls_on_its_own_stack(role, env, calls):
+    service = "mv-os-backend-staging" if env == "staging" else "mv-os-backend"
+    on = {
+        "cloudformation": f"arn:aws:cloudformation:{REGION}:{ACC}:stack/mv-os-{env}/0123",
+        "apprunner": f"arn:aws:apprunner:{REGION}:{ACC}:service/{service}/0123",
+    }
+    policy = DOCS[f"{role}.policy.json"]
+    for action in sorted(calls):
+        resource = "*" if action == "apprunner:ListServices" else on[action.split(":")[0]]
+        assert allowed(policy, action, resource), (role, action)
+    if "cloudformation:CreateChangeSet" in calls:
+        assert allowed(
+            policy,
+            "iam:PassRole",
+            f"arn:aws:iam::{ACC}:role/mv-os-cfn-{env}",
+            {"iam:PassedToService": "cloudformation.amazonaws.com"},
+        )
