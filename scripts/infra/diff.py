@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scripts.infra import parameters
 from scripts.infra.changeset import Change, Plan
 from scripts.infra.template import ROOT, Target, Unsupported, evaluate
@@ -61,8 +63,6 @@ def _resolved(definition: dict[str, Any], params: dict[str, str]) -> dict[str, A
 
 
 def desired(template_text: str | None, params: dict[str, str]) -> dict[str, dict[str, Any]]:
-    import yaml
-
     if template_text is None:
         return {}
     resources = yaml.safe_load(template_text).get("Resources", {})

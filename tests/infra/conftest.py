@@ -40,16 +40,3 @@ class Session:
 
     def client(self, name: str, **_):
         return self.stubbed.get(name) or boto3.client(name, region_name=REGION)
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now

@@ -17,7 +17,8 @@ from scripts.infra import iam, parameters
 from scripts.infra.changeset import ChangeSets, InfraError
 from scripts.infra.template import target
 from scripts.release.environments import load
-from tests.infra.conftest import ACCOUNT, ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES, Clock
+from tests.infra.conftest import ACCOUNT, ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES
+from tests.release.conftest import FakeClock
 
 ENVS = load()
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/mv-os-staging/0123"
@@ -175,7 +176,7 @@ def test_apply_executes_a_replacement_that_is_named_explicitly(stubbed):
     stub.add_response("describe_stacks", _stack("UPDATE_IN_PROGRESS"), {"StackName": "mv-os-staging"})
     stub.add_response("describe_stacks", _stack("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"), {"StackName": "mv-os-staging"})
     stub.add_response("describe_stacks", _stack("UPDATE_COMPLETE"), {"StackName": "mv-os-staging"})
-    clock, lines = Clock(), []
+    clock, lines = FakeClock(), []
     ChangeSets(client, out=lines.append, sleep=clock.sleep, monotonic=clock.monotonic).apply(
         target("staging"), "plan-1", allowed={"Database"}
     )
@@ -243,7 +244,7 @@ def test_a_stack_that_never_settles_is_given_up_on_within_the_budget(stubbed):
     stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "StackName": "mv-os-staging"})
     for _ in range(4):
         stub.add_response("describe_stacks", _stack("UPDATE_IN_PROGRESS"), {"StackName": "mv-os-staging"})
-    clock = Clock()
+    clock = FakeClock()
     changesets = ChangeSets(
         client, out=lambda line: None, sleep=clock.sleep, monotonic=clock.monotonic, apply_timeout=15
     )

@@ -35,22 +35,27 @@ DOCKER_PUSH = {
 PEOPLE_ONLY = {"secretsmanager:GetSecretValue"}
 
 
-def engine_calls() -> set[str]:
-    """`service:Operation` for every AWS operation scripts/release calls (client.op(...) or _call("op"))."""
-    names: set[str] = set()
-    for path in (ROOT / "scripts" / "release").glob("*.py"):
+def calls_in(package: str, services: tuple[str, ...], also: set[str] = frozenset()) -> set[str]:
+    """`service:Operation` for every AWS operation the package's code calls (client.op(...) or _call("op")),
+    found by matching method names against botocore's service models; `also` adds calls made through other code."""
+    names = set(also)
+    for path in (ROOT / "scripts" / package).glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 names.add(node.func.attr)
                 if node.func.attr == "_call" and node.args and isinstance(node.args[0], ast.Constant):
                     names.add(str(node.args[0].value))
     session = botocore.session.get_session()
-    calls = set()
-    for service in ENGINE_SERVICES:
-        for operation in session.get_service_model(service).operation_names:
-            if xform_name(operation) in names:
-                calls.add(f"{service}:{operation}")
-    return calls
+    return {
+        f"{service}:{operation}"
+        for service in services
+        for operation in session.get_service_model(service).operation_names
+        if xform_name(operation) in names
+    }
+
+
+def engine_calls() -> set[str]:
+    return calls_in("release", ENGINE_SERVICES)
 
 
 def allow_actions(policy: dict) -> set[str]:
@@ -259,19 +264,8 @@ APPLY_CALLS = {
 
 
 def infra_calls() -> set[str]:
-    names: set[str] = set()
-    for path in (ROOT / "scripts" / "infra").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                names.add(node.func.attr)
-    names |= {"list_services", "describe_service"}  # through scripts.release.apprunner.AppRunnerTarget
-    session = botocore.session.get_session()
-    return {
-        f"{service}:{operation}"
-        for service in ("cloudformation", "apprunner")
-        for operation in session.get_service_model(service).operation_names
-        if xform_name(operation) in names
-    }
+    # App Runner is read through scripts.release.apprunner.AppRunnerTarget.describe
+    return calls_in("infra", ("cloudformation", "apprunner"), also={"list_services", "describe_service"})
 
 
 def test_the_plan_and_apply_lists_are_what_scripts_infra_calls():
