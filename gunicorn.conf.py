@@ -6,9 +6,9 @@ GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_CONTRO
 Settings are validated here, before any worker starts, so a config error stops start-up with one line that
 names the variable.
 
-The worker model is gevent (docs/decisions.md): a request waiting for its commit, or for Meta, is a greenlet
-waiting on a socket, not a thread holding the GIL, so the group commit fills up and a hanging Meta ties up
-nothing.  gthread stays available (GUNICORN_WORKER_CLASS=gthread) as the fallback."""
+The worker model is gevent (docs/decisions/0019-gevent-workers.md): a request waiting for its commit, or for
+Meta, is a greenlet waiting on a socket, not a thread holding the GIL, so the group commit fills up and a hanging
+Meta ties up nothing.  gthread stays available (GUNICORN_WORKER_CLASS=gthread) as the fallback."""
 
 import os
 import sys
@@ -42,7 +42,7 @@ def _int(name: str, default: int) -> int:
 
 workers = _int("WEB_CONCURRENCY", 2)
 # gthread: 8 threads; concurrent webhooks of a worker share one commit (group commit), so more requests in
-# flight per worker mean fewer fsyncs per request (docs/performance.md has the measurements).
+# flight per worker mean fewer fsyncs per request (docs/journal/performance-2026.md has the measurements).
 threads = _int("GUNICORN_THREADS", 8)
 # gevent: requests in flight per worker (App Runner's default is 100 per instance).
 worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 100)

@@ -281,6 +281,20 @@ def audit(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def rehearse(session: nox.Session) -> None:
+    """Play the release history end to end on this machine; one `PASS <scenario>` / `FAIL <scenario>: <reason>` each.
+
+    A throwaway git origin (develop, main), moto (ECR, Secrets Manager, STS, SSM, CloudWatch Logs), a local App Runner
+    stand-in running the image's start command behind HTTPS (throwaway CA), real PostgreSQL per environment; steps in
+    the workflows' order.  `nox -s rehearse [-- --short]`; exit 0 only if every scenario passes."""
+    if session.posargs not in ([], ["--short"]):
+        session.error("Usage: nox -s rehearse [-- --short]")
+    _install(session, "test")
+    _keep_bytecode(session)
+    session.run("python", "-m", "tests.rehearsal", *session.posargs)
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmark webhook ingestion under gunicorn on PostgreSQL against a bare-Flask ceiling (same run, same config).
 
@@ -303,7 +317,8 @@ def replay(session: nox.Session) -> None:
             "Usage: nox -s replay -- FIXTURE|DIR... [--url URL] [--env-file FILE] [--production]  "
             "(e.g. nox -s replay -- scripts/webhooks/fixtures)"
         )
-    session.env["PYTHONPATH"] = str(ROOT)  # the CLI is standard library only: no venv, no install
+    # The CLI and mv_os.meta are standard library only: no venv, no install.
+    session.env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "backend"), str(ROOT)])
     session.run(sys.executable, "-m", "scripts.webhooks.replay", *session.posargs, external=True)
 
 

@@ -3,35 +3,24 @@ and `live_server` (gunicorn over real HTTP on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
-import requests
 from pytest_httpserver import HTTPServer
 
 from mv_os import create_app, db
 from mv_os.auth import hash_password, issue_token
+from mv_os.localdb import drop_database
 from mv_os.models import Contact, Conversation, User
 from mv_os.settings import Environment, Settings
-from tests.pg import create_worker_database, drop_database
+from tests.support.databases import create_worker_database, truncate_all
+from tests.support.servers import DEMO_PASSWORD, ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_PASSWORD = "correct horse battery staple"
-# The tests' PASSWORD_HASH_METHOD (local only; README "Testing"): scrypt with N=1024 instead of 32768, about
-# 3 ms of CPU per hash or check instead of 100 ms.  test_auth.py and test_settings.py prove that without the
-# variable, and always in staging/production, passwords get werkzeug's default scrypt parameters.
-TEST_PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # pragma: allowlist secret (a hash method name)
+# Fixtures that reach a database or a server: a `unit` test may use none of them.
+_NOT_UNIT = {"database_url", "migrated_url", "settings", "app", "client", "live_server", "httpserver"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,6 +31,9 @@ def pytest_collection_modifyitems(config, items):
     def rank(item) -> int:
         return 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
 
+    impure = [i.nodeid for i in items if i.get_closest_marker("unit") and _NOT_UNIT & set(i.fixturenames)]
+    if impure:
+        raise pytest.UsageError(f"`unit` tests must not use a database or server fixture: {', '.join(impure)}")
     module_rank: dict[str, int] = {}
     for item in items:
         module_rank[item.nodeid.split("::")[0]] = min(rank(item), module_rank.get(item.nodeid.split("::")[0], 2))
@@ -78,78 +70,6 @@ def settings(migrated_url: str) -> Settings:
         log_level="WARNING",
         password_hash_method=TEST_PASSWORD_HASH_METHOD,
     )
-
-
-# Children before parents, so DELETE never trips a foreign key (NO ACTION ones included).
-_TABLES_CHILDREN_FIRST = """
-WITH RECURSIVE t AS (
-    SELECT c.oid, c.relname FROM pg_class c
-    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migration'
-), depth(oid, d) AS (
-    SELECT oid, 0 FROM t
-    UNION ALL
-    SELECT f.confrelid, depth.d + 1 FROM depth JOIN pg_constraint f ON f.conrelid = depth.oid
-    WHERE f.contype = 'f' AND f.confrelid <> f.conrelid AND depth.d < 20
-)
-SELECT t.relname, max(depth.d) AS d FROM t JOIN depth USING (oid) GROUP BY t.relname ORDER BY d, t.relname
-"""
-
-
-_TRUNCATE: dict[str, tuple[psycopg.Connection, str]] = {}  # database URL -> (open connection, the emptying script)
-
-
-def truncate_all(url: str) -> None:
-    """Empty every table but schema_migration and restart the id sequences, as TRUNCATE ... RESTART IDENTITY
-    would, in one transaction.  DELETE instead of TRUNCATE: the tables hold a handful of rows, DELETE of an
-    empty table writes nothing, and it does not wait for the ACCESS EXCLUSIVE lock that a live server's idle
-    connections (or its webhook processor) would hold it up on.  Falls back to TRUNCATE for a foreign-key cycle.
-
-    A live server's webhook processor may be storing a batch at that moment (it locks the same rows in the other
-    order): then this gives up the lock wait quickly and tries again, instead of deadlocking.
-
-    Most tests end with this, so it is cheap: one connection per database stays open for the session and the
-    statements go in one round trip (a new connection costs PostgreSQL about 6 ms of CPU, the old version of
-    this function 12 ms per call).  A connection the server dropped (restarted, database recreated) is replaced."""
-    for attempt in range(50):
-        conn, script = _truncate_connection(url)
-        if script is None:
-            return
-        try:
-            conn.execute(script)
-            return
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-            conn.execute("ROLLBACK")  # the script's BEGIN left the session in the failed transaction
-            if attempt == 49:
-                raise
-            time.sleep(0.05)
-        except psycopg.OperationalError:
-            _TRUNCATE.pop(url, None)
-            conn.close()
-            if attempt == 49:
-                raise
-
-
-def _truncate_connection(url: str) -> tuple[psycopg.Connection, str | None]:
-    cached = _TRUNCATE.get(url)
-    if cached is not None and not cached[0].closed:
-        return cached
-    conn = psycopg.connect(url, autocommit=True)
-    tables = conn.execute(_TABLES_CHILDREN_FIRST).fetchall()
-    if not tables:  # not migrated yet: nothing to empty, and nothing worth keeping a connection for
-        conn.close()
-        return conn, None
-    if max(d for _, d in tables) >= 20:  # a cycle: let TRUNCATE ... CASCADE sort it out
-        statements = ["TRUNCATE " + ", ".join(f'"{t}"' for t, _ in tables) + " RESTART IDENTITY CASCADE"]
-    else:  # children (depth 0) first, the tables they reference after them
-        statements = [f'DELETE FROM "{t}"' for t, _ in tables]  # noqa: S608 - names from pg_class
-        statements.append(
-            "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
-            "FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
-        )
-    # One simple-protocol query: BEGIN ... COMMIT in a single round trip.
-    script = "BEGIN; SET LOCAL lock_timeout = '200ms'; " + "; ".join(statements) + "; COMMIT"
-    _TRUNCATE[url] = (conn, script)
-    return conn, script
 
 
 @pytest.fixture
@@ -199,78 +119,6 @@ def token(app, user) -> str:
 @pytest.fixture
 def auth_headers(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def backend_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "JWT_", "NODE_ENV"))}
-    env.update(
-        NODE_ENV="local",
-        DATABASE_URL=database_url,
-        PYTHONPATH=os.pathsep.join([str(ROOT / "backend"), str(ROOT)]),
-        LOG_LEVEL="WARNING",
-    )
-    env.pop("PASSWORD_HASH_METHOD", None)
-    env.update(extra)
-    return env
-
-
-class LiveServer:
-    """gunicorn running `mv_os:create_app()` with gunicorn.conf.py, on 127.0.0.1:<free port>."""
-
-    def __init__(self, env: dict[str, str]):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**env, "PORT": str(self.port), "BIND_HOST": "127.0.0.1"}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 20.0) -> LiveServer:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "mv_os:create_app()"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            process_group=0,  # master and workers in a group of their own: `kill()` ends them all at once
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early:\n{self.proc.stdout.read()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except (requests.ConnectionError, requests.Timeout):  # a worker still booting (busy CPU)
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("gunicorn did not answer /healthz in time")
-
-    def stop(self) -> str:
-        """Graceful: SIGTERM, gunicorn finishes what is in flight (its workers notice within about 0.5 s).
-        Returns the server's output."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.stdout.read() if self.proc and self.proc.stdout else ""
-
-    def kill(self) -> str:
-        """Immediate: SIGKILL to master and workers (their process group), for a server whose test is over or
-        that should just vanish; nothing graceful is being tested.  Returns the server's output."""
-        if self.proc and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        return self.proc.stdout.read() if self.proc and self.proc.stdout else ""
 
 
 @pytest.fixture

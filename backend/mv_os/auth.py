@@ -22,11 +22,12 @@ ALGORITHMS = ["HS256"]  # hard-coded: never taken from the token header
 
 
 def password_hash_method() -> str:
-    """werkzeug's default scrypt, unless the app runs in local with PASSWORD_HASH_METHOD (the test suite's cheap
-    scrypt parameters).  A staging or production app always gets the default, whatever its settings hold."""
+    """werkzeug's default scrypt, unless the environment's policy honours PASSWORD_HASH_METHOD (local: the test
+    suite's cheap scrypt parameters).  A staging or production app always gets the default, whatever its
+    settings hold."""
     if has_app_context():
         settings = current_app.config["SETTINGS"]
-        if not settings.environment.deployed:
+        if settings.environment.policy.password_hash_override:
             return settings.password_hash_method
     return DEFAULT_PASSWORD_HASH_METHOD
 
@@ -34,8 +35,8 @@ def password_hash_method() -> str:
 @functools.cache
 def _dummy_hash(method: str) -> str:
     """Checked against when the email is unknown, so a wrong email costs the same time as a wrong password:
-    made with the method new passwords are hashed with.  Made on first use (0.1 s of CPU with the default),
-    not at import: every worker and CLI process would pay it otherwise."""
+    made with the method new passwords are hashed with.  Made on first use, not at import: scrypt is slow on
+    purpose, and every worker and CLI process would pay for it."""
     return off_loop(generate_password_hash, "mv-os-timing-equalizer", method=method)
 
 

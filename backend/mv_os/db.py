@@ -1,19 +1,18 @@
 """One database for the process: a `DatabaseProxy` bound in `create_app`, pooled psycopg 3 connections,
-DATABASE_URL parsing (the seed's `?schema=public` becomes the search_path) and the migration runner."""
+and the migration runner (DATABASE_URL parsing: `dburl`)."""
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 from peewee import DatabaseProxy
 from playhouse.migrations import Runner
 from playhouse.pool import PooledPostgresqlDatabase
-from psycopg.conninfo import conninfo_to_dict
+
+from mv_os.dburl import connect_params
 
 log = logging.getLogger("mv_os.db")
 
@@ -23,21 +22,6 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_TABLE = "schema_migration"
 # pg_advisory_lock key shared by every instance that migrates this database ("mv-os" as an int).
 MIGRATION_LOCK_KEY = 0x6D762D6F73
-
-
-def connect_params(url: str) -> dict:
-    """libpq parameters from a DATABASE_URL.  `schema=<name>` (Prisma style, as in the seed) is not a libpq
-    parameter: it is removed and turned into `options=-csearch_path=<name>`."""
-    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
-    schema = query.get("schema")
-    cleaned = re.sub(r"([?&])schema=[^&]*&?", r"\1", url).rstrip("?&")
-    params = conninfo_to_dict(cleaned)
-    if schema:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", schema):
-            raise ValueError("DATABASE_URL schema must be a plain identifier")
-        options = str(params.get("options") or "")
-        params["options"] = f"{options} -csearch_path={schema}".strip()
-    return params
 
 
 def make_database(url: str, max_connections: int = 8) -> PooledPostgresqlDatabase:

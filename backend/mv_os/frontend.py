@@ -10,7 +10,8 @@ in `PUBLIC_VARIABLES` (the ones in env/frontend.env.*.example) -- an allow-list,
 variable such as FRONTEND_JWT_SECRET is never read.  A value that holds one of the backend's credentials, or
 that is malformed, is dropped (the log names the variable, never the value) and the environment's default is
 used instead: the config is cosmetic, so a typo must not take the service down, and a secret must never reach
-a browser.  Defaults come from NODE_ENV, so an image with no FRONTEND_* variable at all is still correct.
+a browser.  Defaults come from the environment's policy row, so an image with no FRONTEND_* variable at all is
+still correct.
 
 Where the files live: FRONTEND_DIR if set (the image), else <repo>/frontend.
 """
@@ -27,7 +28,8 @@ from pathlib import Path
 from flask import Blueprint, Flask, current_app, jsonify, send_from_directory
 from werkzeug.exceptions import NotFound
 
-from mv_os.settings import SECRET_VARIABLES, Environment, Settings
+from mv_os.policy import SECRET_VARIABLES, Environment
+from mv_os.settings import Settings
 
 log = logging.getLogger("mv_os.frontend")
 bp = Blueprint("frontend", __name__)
@@ -35,7 +37,6 @@ bp = Blueprint("frontend", __name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The only variables /config.json is ever built from.  Keep in step with env/frontend.env.*.example.
 PUBLIC_VARIABLES = ("FRONTEND_ENV_LABEL", "FRONTEND_API_BASE", "FRONTEND_POLL_INTERVAL_MS")
-DEFAULT_POLL_INTERVAL_MS = {Environment.LOCAL: 3000, Environment.STAGING: 5000, Environment.PRODUCTION: 5000}
 MIN_POLL_INTERVAL_MS = 200
 MAX_POLL_INTERVAL_MS = 60_000
 DEFAULT_API_BASE = "/api"
@@ -119,7 +120,7 @@ def build_config(settings: Settings, environ: Mapping[str, str] | None = None) -
         else:
             refused.append("FRONTEND_API_BASE must be a same-origin path such as /api")
 
-    poll = DEFAULT_POLL_INTERVAL_MS[environment]
+    poll = environment.policy.poll_interval_ms
     raw_poll = read("FRONTEND_POLL_INTERVAL_MS")
     if raw_poll is not None:
         if raw_poll.isdigit() and MIN_POLL_INTERVAL_MS <= int(raw_poll) <= MAX_POLL_INTERVAL_MS:

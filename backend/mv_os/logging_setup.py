@@ -70,9 +70,25 @@ class TextFormatter(logging.Formatter):
 ROUTED_LOGGERS = ("mv_os", "werkzeug")
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged, not to the stream of the moment it was created
+    (a test harness or a server may swap it, and a closed stream would turn every line into an error)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure(settings: Settings) -> RedactingFilter:
     """Install one redacting handler on each routed logger (idempotent across repeated create_app calls)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if settings.environment.deployed else TextFormatter())
     redactor = RedactingFilter(settings.secret_values())

@@ -26,8 +26,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-# Delivery status order; a status only ever moves forward (failed is terminal and always kept).
-STATUS_RANK = {"pending": 0, "accepted": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
 DIRECTIONS = ("in", "out")
 
 

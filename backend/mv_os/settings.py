@@ -1,14 +1,13 @@
-"""Environment selection and settings, read from the process environment and validated at start-up.
+"""Settings read from the process environment and validated at start-up.
 
-`NODE_ENV` picks the environment (local | staging | production); unset means local, the safe default
-(mock providers only).  `Settings.from_env()` reads and validates in one go and raises `ConfigError`, whose
-message is one line that names the variable and never its value.  Entry points turn that into exit code 2
-through `load_or_exit()`.
+`NODE_ENV` picks the environment (a row of `policy.POLICIES`); unset means local, the safe default (mock
+providers only).  What each environment requires and refuses is read from that row.  `Settings.from_env()`
+reads and validates in one go and raises `ConfigError`, whose message is one line that names the variable and
+never its value.  Entry points turn that into exit code 2 through `load_or_exit()`.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import re
@@ -16,35 +15,30 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from mv_os.db import connect_params
+from mv_os.dburl import connect_params
+from mv_os.policy import DEFAULT_ENVIRONMENT, PLACEHOLDER, SECRET_VARIABLES, Environment, Policy
+
+__all__ = ["SECRET_VARIABLES", "ConfigError", "Environment", "Settings", "is_placeholder", "load_or_exit"]
 
 log = logging.getLogger("mv_os.settings")
 
-MIN_JWT_SECRET_BYTES = 32
-
-# Password hashing: werkzeug's scrypt with its default parameters (N=32768, r=8, p=1; about 0.1 s of CPU per
-# hash or check).  PASSWORD_HASH_METHOD may name cheaper scrypt parameters ("scrypt:1024:8:1"), for the test
-# suite's many logins only: local accepts it, staging and production refuse to start with it.
+# Password hashing: werkzeug's scrypt with its default parameters.  PASSWORD_HASH_METHOD may name cheaper scrypt
+# parameters ("scrypt:1024:8:1") for the test suite's many logins; only environments whose policy allows it
+# (local) accept it.
 DEFAULT_PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105  # pragma: allowlist secret (a hash method name)
 _PASSWORD_HASH_METHOD = re.compile(r"scrypt(?::(\d+):(\d+):(\d+))?")
 
-# The variables that hold credentials.  Values of these never appear in logs or error messages.
-SECRET_VARIABLES = (
-    "DATABASE_URL",
-    "JWT_SECRET",
-    "WHATSAPP_APP_SECRET",
-    "WHATSAPP_VERIFY_TOKEN",
-    "WHATSAPP_ACCESS_TOKEN",
-)
+_PLACEHOLDER = re.compile(PLACEHOLDER)
 
-# Real-provider credentials that local never uses (local sends through the mock provider only).
-LOCAL_IGNORED_CREDENTIALS = ("WHATSAPP_ACCESS_TOKEN",)
 
-# What the env templates put where a real value goes.  A value that looks like one of these is refused.
-_PLACEHOLDER = re.compile(
-    r"(?ix) change[-_ ]?me | replace[-_ ]?me | placeholder | <[^>]*> | \$\{[^}]*\} | "
-    r"^(?:x{3,}|\*+|todo|tbd|secret|password|example)$ | from[-_ ]secrets[-_ ]manager"
-)
+# Credential variables and the Settings field each one fills.
+_CREDENTIALS = {
+    "JWT_SECRET": "jwt_secret",
+    "WHATSAPP_APP_SECRET": "whatsapp_app_secret",
+    "WHATSAPP_VERIFY_TOKEN": "whatsapp_verify_token",
+    "WHATSAPP_ACCESS_TOKEN": "whatsapp_access_token",
+    "WHATSAPP_PHONE_NUMBER_ID": "whatsapp_phone_number_id",
+}
 
 
 class ConfigError(Exception):
@@ -56,26 +50,14 @@ class ConfigError(Exception):
         super().__init__(f"{variable} {problem}")
 
 
-class Environment(enum.StrEnum):
-    LOCAL = "local"
-    STAGING = "staging"
-    PRODUCTION = "production"
-
-    @property
-    def deployed(self) -> bool:
-        return self is not Environment.LOCAL
-
-    @classmethod
-    def parse(cls, raw: str | None) -> Environment:
-        if raw is None or raw.strip() == "":
-            return cls.LOCAL
-        try:
-            return cls(raw.strip())
-        except ValueError:
-            allowed = ", ".join(e.value for e in cls)
-            raise ConfigError(
-                "NODE_ENV", f"is not a known environment (allowed: {allowed}; unset means local)"
-            ) from None
+def parse_environment(raw: str | None) -> Environment:
+    if raw is None or raw.strip() == "":
+        return DEFAULT_ENVIRONMENT
+    try:
+        return Environment(raw.strip())
+    except ValueError:
+        allowed = ", ".join(e.value for e in Environment)
+        raise ConfigError("NODE_ENV", f"is not a known environment (allowed: {allowed}; unset means local)") from None
 
 
 def is_placeholder(value: str) -> bool:
@@ -102,27 +84,22 @@ def database_target(url: str) -> DatabaseTarget:
     return DatabaseTarget(host=str(params.get("host") or ""), dbname=str(params.get("dbname") or ""))
 
 
-_PRODUCTION_DB = re.compile(r"mv-os-db(?!-staging)")
-_STAGING_DB = re.compile(r"mv-os-db-staging")
-
-
-def _guard_database(env: Environment, target: DatabaseTarget) -> None:
+def _guard_database(policy: Policy, target: DatabaseTarget) -> None:
     """Staging and production never share a database, and local never touches either."""
-    where = f"{target.host} {target.dbname}"
-    if env is Environment.STAGING and _PRODUCTION_DB.search(where):
-        raise ConfigError("DATABASE_URL", "points at the production database (mv-os-db) from staging")
-    if env is Environment.PRODUCTION:
-        if _STAGING_DB.search(where):
-            raise ConfigError("DATABASE_URL", "points at the staging database (mv-os-db-staging) from production")
-        if target.is_local:
-            raise ConfigError("DATABASE_URL", "points at localhost from production")
-    if env is Environment.LOCAL and (_STAGING_DB.search(where) or _PRODUCTION_DB.search(where)):
-        raise ConfigError("DATABASE_URL", "points at a cloud database (mv-os-db*) from local")
+    for rule in policy.refused_databases:
+        if rule.matches(target.host, target.dbname):
+            raise ConfigError("DATABASE_URL", rule.reason)
+    if policy.refuse_local_database and target.is_local:
+        raise ConfigError("DATABASE_URL", "points at localhost from production")
+
+
+def _refused(policy: Policy, value: str) -> bool:
+    return any(re.search(pattern, value) for pattern in policy.refused_values)
 
 
 @dataclass(frozen=True)
 class Settings:
-    environment: Environment = Environment.LOCAL
+    environment: Environment = DEFAULT_ENVIRONMENT
     database_url: str = field(default="", repr=False)
     jwt_secret: str = field(default="local-development-jwt-secret-not-for-cloud-use", repr=False)
     jwt_ttl_seconds: int = 3600
@@ -171,7 +148,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env_vars = os.environ if environ is None else environ
-        environment = Environment.parse(env_vars.get("NODE_ENV"))
+        environment = parse_environment(env_vars.get("NODE_ENV"))
+        policy = environment.policy
 
         def get(name: str) -> str | None:
             value = env_vars.get(name)
@@ -209,9 +187,9 @@ class Settings:
 
         database_url = get("DATABASE_URL")
         if database_url is not None:
-            if environment.deployed and is_placeholder(database_url):
+            if _refused(policy, database_url):
                 raise ConfigError("DATABASE_URL", "still holds the template placeholder; set the real value")
-            _guard_database(environment, database_target(database_url))
+            _guard_database(policy, database_target(database_url))
             kwargs["database_url"] = database_url
 
         if database_url is None:
@@ -222,14 +200,11 @@ class Settings:
                 "copy env/backend.env.local.example)"
             )
             raise ConfigError("DATABASE_URL", hint)
-        if environment.deployed:
-            cls._read_cloud_secrets(get, kwargs)
-        else:
-            cls._read_local_secrets(get, kwargs)
+        cls._read_secrets(policy, get, kwargs)
 
         method = get("PASSWORD_HASH_METHOD")
         if method is not None:
-            kwargs["password_hash_method"] = _password_hash_method(environment, method)
+            kwargs["password_hash_method"] = _password_hash_method(policy, method)
 
         level = kwargs.get("log_level", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -240,38 +215,26 @@ class Settings:
         return cls(**kwargs)
 
     @staticmethod
-    def _read_cloud_secrets(get, kwargs: dict) -> None:
-        """staging/production: every credential is required, real and not a template placeholder."""
-        required = {
-            "JWT_SECRET": "jwt_secret",
-            "WHATSAPP_APP_SECRET": "whatsapp_app_secret",
-            "WHATSAPP_VERIFY_TOKEN": "whatsapp_verify_token",
-            "WHATSAPP_ACCESS_TOKEN": "whatsapp_access_token",
-            "WHATSAPP_PHONE_NUMBER_ID": "whatsapp_phone_number_id",
-        }
-        for var, attr in required.items():
+    def _read_secrets(policy: Policy, get, kwargs: dict) -> None:
+        """The credentials: required ones must be set and real (no refused value, long enough); the ones this
+        environment ignores (local: the real provider's token) are only noted."""
+        for var, attr in _CREDENTIALS.items():
             value = get(var)
             if value is None:
-                raise ConfigError(var, "is required in staging and production")
-            if is_placeholder(value):
+                if var in policy.required:
+                    raise ConfigError(var, "is required in staging and production")
+                continue
+            if var in policy.ignored_credentials:
+                continue
+            if _refused(policy, value):
                 raise ConfigError(var, "still holds the template placeholder; set the real value")
             kwargs[attr] = value
-        if len(kwargs["jwt_secret"].encode()) < MIN_JWT_SECRET_BYTES:
-            raise ConfigError("JWT_SECRET", f"must be at least {MIN_JWT_SECRET_BYTES} bytes")
-        if not kwargs["whatsapp_phone_number_id"].isdigit():
+        for var, minimum in policy.min_bytes.items():
+            if len(kwargs[_CREDENTIALS[var]].encode()) < minimum:
+                raise ConfigError(var, f"must be at least {minimum} bytes")
+        if policy.deployed and not kwargs["whatsapp_phone_number_id"].isdigit():
             raise ConfigError("WHATSAPP_PHONE_NUMBER_ID", "must be the numeric phone number id")
-
-    @staticmethod
-    def _read_local_secrets(get, kwargs: dict) -> None:
-        """local: webhook secrets come from the local template; real provider credentials are ignored."""
-        for var, attr in (
-            ("JWT_SECRET", "jwt_secret"),
-            ("WHATSAPP_APP_SECRET", "whatsapp_app_secret"),
-            ("WHATSAPP_VERIFY_TOKEN", "whatsapp_verify_token"),
-        ):
-            if get(var) is not None:
-                kwargs[attr] = get(var)
-        kwargs["ignored_credentials"] = tuple(v for v in LOCAL_IGNORED_CREDENTIALS if get(v) is not None)
+        kwargs["ignored_credentials"] = tuple(v for v in policy.ignored_credentials if get(v) is not None)
 
     @staticmethod
     def _read_messaging_options(get, kwargs: dict) -> None:
@@ -297,10 +260,10 @@ class Settings:
             kwargs["mock_status_webhooks"] = flag.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _password_hash_method(environment: Environment, method: str) -> str:
+def _password_hash_method(policy: Policy, method: str) -> str:
     """PASSWORD_HASH_METHOD: local only, and scrypt with workable parameters (werkzeug reads them back from each
     stored hash, so a password hashed with one setting still checks under another)."""
-    if environment.deployed:
+    if not policy.password_hash_override:
         raise ConfigError(
             "PASSWORD_HASH_METHOD", "is for local and tests only; staging and production always use scrypt's defaults"
         )

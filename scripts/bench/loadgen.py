@@ -12,7 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from scripts.bench.payloads import body, sign, wamid
+from mv_os.meta.signing import HEADER, sign
+from scripts.bench.payloads import SECRET, body, wamid
 
 PATH = "/webhooks/whatsapp"
 
@@ -28,7 +29,7 @@ async def _connection(host, port, conn_id, spec, stats, deadline, measure_from):
         data = body(ids, first)
         head = (
             f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"X-Hub-Signature-256: {sign(data)}\r\nContent-Length: {len(data)}\r\n\r\n"
+            f"{HEADER}: {sign(SECRET, data)}\r\nContent-Length: {len(data)}\r\n\r\n"
         ).encode("ascii")
         try:
             if writer is None:

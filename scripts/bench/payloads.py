@@ -4,18 +4,12 @@ Senders are spread over `CONTACTS` phone numbers, like a reply storm after a bro
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
+from mv_os.meta.signing import meta_json
 
 SECRET = "local-app-secret"  # noqa: S105 - the local template's WHATSAPP_APP_SECRET (also the Settings default)
 PHONE_NUMBER_ID = "106540352242922"
 CONTACTS = 5000
 TIMESTAMP = "1764080000"
-
-
-def sign(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def wamid(run: str, worker: int, seq: int) -> str:
@@ -50,4 +44,4 @@ def body(wamids: list[str], first: int) -> bytes:
     }
     payload = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
         {"value": value, "field": "messages"}]}]}  # fmt: skip
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode("ascii")
+    return meta_json(payload)

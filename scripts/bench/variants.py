@@ -34,7 +34,7 @@ def _no_processor_app():
 def _durable_floor_app():
     import json
 
-    from mv_os.webhooks.signing import ENVIRON_KEY, verify
+    from mv_os.meta.signing import ENVIRON_KEY, verify
 
     flask_app = create_app()  # binds the database; the processor works behind it as in MV-OS
     settings = flask_app.config["SETTINGS"]

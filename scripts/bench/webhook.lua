@@ -1,5 +1,5 @@
 -- wrk script for `nox -s bench`: POST pre-signed webhook bodies (one per line: "<signature>\t<body>", made by
--- scripts/bench/__main__.py so every body carries new wamids), each thread taking every n-th line; counts status
+-- scripts/bench/scenarios.py so every body carries new wamids), each thread taking every n-th line; counts status
 -- codes per thread and writes a JSON summary to $BENCH_RESULT.
 local threads = {}
 local counter = 0

@@ -1,9 +1,10 @@
 """The promotion check on pull requests into main: the head branch is develop (of this repository) and the
 head commit was deployed to staging successfully.
 
-"Successfully" is GitHub's own record of the deploy-staging job: a job with `environment: staging` creates a
-deployment for its commit, and its status turns `success` only when the whole job passed (build, deploy,
-smoke and the staging-validated record).  That is readable with the pull request's own token
+"Successfully" is GitHub's own record of deploy-staging's last job: the record job (`environment: staging-record`)
+creates a deployment for its commit, and its status turns `success` only when that job passed, which needs the
+deploy job (build, deploy, smoke) before it and the staging-validated record written.  That is readable with the
+pull request's own token
 (`deployments: read`), with no AWS access.  The production gate later re-reads the authoritative record
 (`nox -s validated-digest -- production`), keyed on the tree, before anything reaches production.
 
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from scripts.github.api import GitHub, GitHubError, token_from_env
 
 SOURCE_BRANCH = "develop"
-ENVIRONMENT = "staging"
+ENVIRONMENT = "staging-record"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 PENDING = {"pending", "queued", "in_progress"}
 

@@ -15,9 +15,18 @@ from scripts.release import audit as audit_mod
 from scripts.release import smoke as smoke_mod
 from scripts.release.apprunner import AppRunnerTarget, DeployError, DeployFailed, is_redeploy, rollback_request
 from scripts.release.environments import Environment
-from scripts.release.gates import Aws, Context, Result, evaluate, head_sha, head_tree
+from scripts.release.gates import (
+    Aws,
+    Context,
+    Result,
+    branch_matches_environment,
+    gates_pass,
+    head_sha,
+    head_tree,
+    image_by_digest,
+)
 from scripts.release.images import repository_uri
-from scripts.release.rollback import roll_back_after_smoke
+from scripts.release.rollback import roll_back_after_smoke, smoke_ok
 from scripts.release.summary import tail
 
 Out = Callable[[str], None]
@@ -45,20 +54,6 @@ def connect(env: Environment) -> tuple[Aws | None, str]:
 
 def default_smoke(url: str, environment: str, digest: str | None) -> list[Result]:
     return smoke_mod.run(url, environment, digest)
-
-
-def gates_pass(ctx: Context, out: Out) -> bool:
-    results = evaluate(ctx)
-    for result in results:
-        out(result.line())
-    return all(r.ok for r in results)
-
-
-def smoke_ok(url: str, ctx: Context, digest: str, out: Out, smoke: SmokeRunner) -> bool:
-    checks = smoke(url, ctx.env.node_env, digest)
-    for check in checks:
-        out(check.line())
-    return all(c.ok for c in checks)
 
 
 def show_log(ctx: Context, service_arn: str, out: Out) -> None:
@@ -194,8 +189,6 @@ def record(ctx: Context, out: Out = print_line, smoke: SmokeRunner = default_smo
     if ctx.aws is None:
         out(f"FAIL aws-credentials: {ctx.aws_missing}; cannot record")
         return 1
-    from scripts.release.gates import branch_matches_environment, image_by_digest
-
     checks = [branch_matches_environment(ctx), image_by_digest(ctx)]
     for check in checks:
         out(check.line())

@@ -382,3 +382,11 @@ GATES: list[Callable[[Context], Result]] = [
 def evaluate(ctx: Context) -> list[Result]:
     """Run every gate in order (no short-circuit: the user sees every reason at once)."""
     return [gate(ctx) for gate in GATES]
+
+
+def gates_pass(ctx: Context, out: Callable[[str], None]) -> bool:
+    """Print every gate's PASS/FAIL line; True only if all pass."""
+    results = evaluate(ctx)
+    for result in results:
+        out(result.line())
+    return all(r.ok for r in results)

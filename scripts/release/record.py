@@ -1,4 +1,4 @@
-"""The release records, in SSM Parameter Store under /mv-os/release/ (docs/decisions.md, "Release records").
+"""The release records, in SSM Parameter Store under /mv-os/release/ (docs/decisions/0026-release-records-in-ssm.md).
 
 - `/mv-os/release/staging-validated/<tree>`: the digest staging ran and smoke-tested for a git TREE
   (`git rev-parse HEAD^{tree}`), written once by the separate recorder role (`nox -s record`).  Keyed on the tree, so

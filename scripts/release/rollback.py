@@ -10,10 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 from scripts.release.apprunner import DeployError, ServiceState, rollback_request
-from scripts.release.gates import Context, ran_on_production
+from scripts.release.gates import Context, Result, gates_pass, ran_on_production
 from scripts.release.images import DIGEST, ImageRef, ImageRefError
 
 Out = Callable[[str], None]
+
+
+def smoke_ok(url: str, ctx: Context, digest: str, out: Out, smoke: Callable[..., list[Result]]) -> bool:
+    """Run the smoke checks against `url`, print each line; True only if all pass."""
+    checks = smoke(url, ctx.env.node_env, digest)
+    for check in checks:
+        out(check.line())
+    return all(c.ok for c in checks)
 
 
 def roll_back_after_smoke(ctx: Context, previous: ServiceState, out: Out, record: Callable[..., int]) -> int:
@@ -85,8 +93,6 @@ def rollback(ctx: Context, to: str | None, out: Out, smoke, record: Callable[...
         return 1
     ctx.image_text = image.ref
     out(f"rollback {ctx.env.service}: {state.image.rsplit('@', 1)[-1]} -> {image.digest}")
-    from scripts.release.flows import gates_pass, smoke_ok
-
     if ctx.env.name == "production":
         # Find the history entry first: its configuration is what gets sent (the gates check it again).
         ctx.image = image

@@ -1,7 +1,8 @@
 """Replay WhatsApp webhook fixtures against a running MV-OS: sign the exact bytes, POST, report.
 
-    python -m scripts.webhooks.replay [FIXTURE|DIR ...] [--url URL] [--env-file FILE] [--production]
     nox -s replay -- scripts/webhooks/fixtures
+    PYTHONPATH=backend:. python3 -m scripts.webhooks.replay [FIXTURE|DIR ...] [--url URL] [--env-file FILE]
+        [--production]
 
 - Fixtures are sent byte for byte as stored (never re-serialized): the signature is over those bytes.
   Directories are expanded to their *.json files in name order.  No argument: every fixture.
@@ -11,14 +12,13 @@
 - Prints one line per fixture and exits 1 if any answer was not 200 (2 on usage errors or a refusal).
 - Production: refused unless --production is given AND the operator types "production" when asked.
 
-Standard library only, so it runs with any python3.
+Standard library only (and `mv_os.meta`, which is too), so it runs with any python3 whose path holds the
+repository root and backend/.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import os
 import sys
 import time
@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from mv_os.meta.signing import signed_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -57,10 +59,6 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
 def collect(paths: list[str]) -> list[Path]:
     if not paths:
         paths = [str(FIXTURES)]
@@ -78,12 +76,12 @@ def collect(paths: list[str]) -> list[Path]:
     return found
 
 
-def post(url: str, body: bytes, signature: str, timeout: float) -> tuple[int, str]:
+def post(url: str, body: bytes, secret: str, timeout: float) -> tuple[int, str]:
     request = urllib.request.Request(  # noqa: S310 - main() only lets http(s) URLs through
         url,
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature, "User-Agent": "mv-os-replay"},
+        headers={**signed_headers(secret, body), "User-Agent": "mv-os-replay"},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) URL checked
@@ -158,7 +156,7 @@ def main(argv: list[str] | None = None, *, ask=input) -> int:
     for path in fixtures:
         body = path.read_bytes()
         t0 = time.perf_counter()
-        status, answer = post(args.url, body, sign(secret, body), args.timeout)
+        status, answer = post(args.url, body, secret, args.timeout)
         elapsed_ms = (time.perf_counter() - t0) * 1000
         ok = status == 200
         failures += not ok

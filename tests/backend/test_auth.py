@@ -14,7 +14,8 @@ from mv_os import auth, create_app, db
 from mv_os.cli import create_user
 from mv_os.models import User
 from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD, Environment, Settings
-from tests.conftest import DEMO_PASSWORD, TEST_PASSWORD_HASH_METHOD, truncate_all
+from tests.support.databases import truncate_all
+from tests.support.servers import DEMO_PASSWORD, TEST_PASSWORD_HASH_METHOD
 
 SECRET_32 = "k" * 16 + "Q7v2Lx9pR3mT8wZ1"
 

@@ -14,7 +14,7 @@ import pytest
 from mv_os import create_app, db
 from mv_os.localdb import drop_database, ensure_database, with_database
 from mv_os.settings import Settings
-from tests.pg import admin_url
+from tests.support.databases import admin_url
 
 SEED_URL = "postgresql://postgres:postgres@localhost:5432/mv_os?schema=public"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, backend_env, free_port
+from tests.support.servers import ROOT, TEST_PASSWORD_HASH_METHOD, backend_env, free_port, wait_answering
 
 
 def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -26,16 +26,7 @@ def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen:
 
 
 def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"devserver exited:\n{proc.stdout.read()}")
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.02)
-    raise AssertionError("devserver did not answer")
+    wait_answering(url, lambda: None if proc.poll() is None else proc.stdout.read(), timeout)
 
 
 def stop(proc: subprocess.Popen) -> str:
@@ -77,7 +68,7 @@ def test_dev_with_database_url_migrates_seeds_prints_and_serves(migrated_url, se
         out = stop(proc)
     assert f"URL:        http://127.0.0.1:{port}" in out
     assert "demo login: demo@mv-os.local / demo-password" in out
-    from tests.conftest import truncate_all
+    from tests.support.databases import truncate_all
 
     truncate_all(migrated_url)
 

@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env, free_port, truncate_all
+from tests.support.databases import truncate_all
+from tests.support.servers import (
+    ROOT,
+    TEST_PASSWORD_HASH_METHOD,
+    LiveServer,
+    backend_env,
+    free_port,
+    wait_answering,
+)
 
 pytestmark = pytest.mark.slow
 NOX = [os.environ.get("MV_OS_NOX_PYTHON") or sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py")]
@@ -47,16 +55,7 @@ class Terminal:
         return self.log.read_text(errors="replace")
 
     def wait_healthy(self, url: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exited before answering:\n{self.output()[-3000:]}")
-            try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError(f"{url} did not answer:\n{self.output()[-3000:]}")
+        wait_answering(url, lambda: None if self.proc.poll() is None else self.output(), timeout)
 
     def terminate_group(self) -> None:
         if self.proc.poll() is not None:
@@ -105,7 +104,7 @@ def test_nox_dev_on_a_chosen_port_delivers_read_receipts_and_leaves_nothing_runn
         replay = subprocess.run(
             [sys.executable, "-m", "scripts.webhooks.replay", "inbound_text.json"],
             cwd=ROOT,
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "backend"), str(ROOT)])},  # as `nox -s replay`
             capture_output=True,
             text=True,
             timeout=60,

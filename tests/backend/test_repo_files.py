@@ -10,7 +10,7 @@ import yaml
 from dotenv import dotenv_values
 
 from mv_os.db import connect_params
-from tests.conftest import ROOT
+from tests.support.servers import ROOT
 
 ENVS = ("local", "staging", "production")
 SEED_URL = "postgresql://postgres:postgres@localhost:5432/mv_os?schema=public"

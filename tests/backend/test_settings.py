@@ -13,7 +13,7 @@ from dotenv import dotenv_values
 
 from mv_os import create_app
 from mv_os.settings import ConfigError, Environment, Settings, is_placeholder
-from tests.conftest import ROOT, backend_env
+from tests.support.servers import ROOT, backend_env
 
 STAGING_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db-staging.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
 PROD_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"

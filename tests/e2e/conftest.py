@@ -22,7 +22,8 @@ from mv_os import create_app
 from mv_os.cli import seed_demo
 from mv_os.settings import Settings
 from scripts.webhooks import replay as replay_cli
-from tests.conftest import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env, truncate_all
+from tests.support.databases import truncate_all
+from tests.support.servers import ROOT, TEST_PASSWORD_HASH_METHOD, LiveServer, backend_env
 
 # Debian's headless shell first: the old headless mode, which Playwright itself uses for headless Chromium.  It
 # leaves out the full browser's UI layers and costs about a third less CPU per test than /usr/bin/chromium

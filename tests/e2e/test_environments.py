@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from mv_os.frontend import build_config
 from mv_os.settings import Environment, Settings
-from tests.conftest import LiveServer
+from tests.support.servers import LiveServer
 
 from .conftest import log_in, reset_database, screenshot, server_env, start_server
 

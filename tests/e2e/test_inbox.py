@@ -16,7 +16,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from mv_os.settings import Settings
-from tests.conftest import LiveServer
+from tests.support.servers import LiveServer
 
 from .conftest import DEMO_EMAIL, POLL_MS, ROOT, log_in, message_row, replay, screenshot
 

@@ -1,6 +1,6 @@
 """Webhook body size: Meta's batches reach about 3 MB and are accepted; anything over the 4 MiB limit is
 refused with 413 without the server reading it all (a declared Content-Length is refused before the body is
-sent: tests/backend/test_webhooks_http.py; here, a chunked body with no declared length that never ends)."""
+sent: tests/backend/webhooks/test_whatsapp.py; here, a chunked body with no declared length that never ends)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 import requests
 
 from mv_os import MAX_CONTENT_LENGTH
-from tests.conftest import LiveServer, backend_env, truncate_all
-from tests.faults.support import sign
+from mv_os.meta.signing import signed_headers
+from scripts.bench.payloads import SECRET
+from tests.support.databases import truncate_all
+from tests.support.servers import LiveServer, backend_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +40,14 @@ def padded_body(size: int) -> bytes:
 def test_bodies_up_to_the_limit_are_accepted(server, size):
     data = padded_body(size)
     assert json.loads(data)
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(data)}
+    headers = signed_headers(SECRET, data)
     response = requests.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
 
 
 def test_one_byte_over_the_limit_is_413(server):
     data = padded_body(MAX_CONTENT_LENGTH + 1)
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(data)}
+    headers = signed_headers(SECRET, data)
     try:
         response = requests.post(server.url + "/webhooks/whatsapp", data=data, headers=headers, timeout=30)
     except requests.ConnectionError:

@@ -1,7 +1,7 @@
 """Receipts delivered in parallel and out of order never move a status backwards.
 
 20 parallel duplicate deliveries of one inbound message storing one row is proven by
-tests/backend/test_webhooks_http.py::test_twenty_parallel_duplicate_deliveries_store_one_message (issue 3), and
+tests/backend/webhooks/test_whatsapp.py::test_twenty_parallel_duplicate_deliveries_store_one_message (issue 3), and
 sequential out-of-order receipts by its status tests; this adds receipts racing each other."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.backend.messaging_support import outbound_message, rows, signed_headers, status_payload, wait_processed
-from tests.conftest import LiveServer, backend_env, truncate_all
+from tests.support.databases import outbound_message, rows, truncate_all, wait_processed
+from tests.support.servers import LiveServer, backend_env
+from tests.support.webhooks import signed_headers, status_payload
 
 pytestmark = pytest.mark.slow
 

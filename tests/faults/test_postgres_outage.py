@@ -13,16 +13,16 @@ import pytest
 from mv_os import create_app, db
 from mv_os.localdb import ensure_database
 from mv_os.settings import Settings
-from tests.backend.messaging_support import wait_processed
-from tests.conftest import LiveServer, backend_env
-from tests.faults.support import Load, ThrowawayPostgres, archived_digests, digest, post, stored_wamids
+from tests.support.databases import wait_processed
+from tests.support.load import Load, ThrowawayPostgres, archived_digests, digest, post, stored_wamids
+from tests.support.servers import LiveServer, backend_env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def postgres(tmp_path):
-    pg = ThrowawayPostgres(tmp_path / "pg")
+def postgres(state_dir):
+    pg = ThrowawayPostgres(state_dir / "pg")  # not under /tmp/pytest-of-*: conftest's state_dir says why
     yield pg
     pg.cleanup()
 

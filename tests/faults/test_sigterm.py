@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.backend.messaging_support import wait_processed
-from tests.conftest import LiveServer, backend_env, truncate_all
-from tests.faults.support import Load, archived_digests, digest, stored_wamids
+from tests.support.databases import truncate_all, wait_processed
+from tests.support.load import Load, archived_digests, digest, stored_wamids
+from tests.support.servers import LiveServer, backend_env
 
 pytestmark = pytest.mark.slow
 

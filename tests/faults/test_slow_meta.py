@@ -4,7 +4,6 @@ answers one byte at a time, each within the read timeout (caught only by the ada
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,40 +15,11 @@ from mv_os import db
 from mv_os.models import Message
 from mv_os.providers.base import RetryableProviderError
 from mv_os.providers.whatsapp_cloud import WhatsAppCloudMessaging
-from tests.backend.test_outbound import STAGING_SECRETS, login
-from tests.conftest import LiveServer, backend_env
+from tests.support.servers import STAGING_SECRETS, HangingMeta, LiveServer, backend_env, login
 
 pytestmark = pytest.mark.slow
 
 SEND_TIMEOUT = 0.5  # seconds; each of the 8 sends below waits this long for the hanging Meta
-
-
-class HangingMeta:
-    """Accepts connections on 127.0.0.1, reads the request, never answers until closed."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections.append(conn)
-            self._serve(conn)
-
-    def _serve(self, conn):
-        """Hanging: hold the connection open and say nothing."""
-
-    def close(self):
-        self.sock.close()
-        for conn in self.connections:
-            conn.close()
 
 
 class DrippingMeta(HangingMeta):

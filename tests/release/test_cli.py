@@ -66,3 +66,26 @@ def test_module_entry_point_runs(repo, no_aws):
     assert done.returncode == 1
     assert done.stdout.splitlines()[0] == "PASS branch (develop -> staging)"
     assert "FAIL image-digest: no image given" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "ok"),
+    [
+        ("deploy", ["staging", "--image", "x"], True),
+        ("deploy", ["staging"], False),
+        ("deploy", ["local", "--image", "x"], False),
+        ("record", ["production", "--image", "x"], False),
+        ("record", ["staging", "--image=x"], True),
+        ("validated-digest", ["staging"], True),
+        ("audit", [], True),
+        ("audit", ["--values"], True),
+        ("audit", ["staging"], False),
+        ("rollback", [], False),
+    ],
+)
+def test_the_usage_lines_live_in_one_place(command, args, ok):
+    """noxfile.py checks session arguments with scripts/release/usage.py, whose lines the CLI's --help shows too."""
+    from scripts.release.usage import USAGE, check
+
+    assert check(command, args) == (None if ok else USAGE[command])
+    assert USAGE[command] in cli._parser().format_help()

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from mv_os.localdb import drop_database, ensure_database
-from tests.conftest import backend_env, free_port
-from tests.pg import admin_url
+from tests.support.databases import admin_url
+from tests.support.servers import backend_env, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

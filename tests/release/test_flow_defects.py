@@ -226,3 +226,20 @@ def test_the_job_summary_names_result_url_and_digest(tmp_path):
     text = path.read_text()
     assert "### `deploy` production: FAILED or REFUSED" in text
     assert "https://mv-os.example" in text and digest_of("x") in text and "PASS branch" in text
+
+
+# -- defect 11: a start command set on the service survives a deploy ------------------------------------------
+def test_the_update_request_keeps_the_services_start_command(staging):
+    from scripts.release.apprunner import ServiceState, is_redeploy, update_request
+    from scripts.release.images import ImageRef
+
+    live = service(staging, digest=digest_of("running"))
+    live["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["StartCommand"] = "/app/start --fast"
+    state = ServiceState.from_describe(live)
+    request = update_request(staging, ImageRef.parse(image_ref(digest_of("new"))), {}, "0" * 40, state)
+    assert (
+        request["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["StartCommand"] == "/app/start --fast"
+    )
+    same = update_request(staging, ImageRef.parse(state.image), state.secrets, "0" * 40, state)
+    same["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"].pop("StartCommand")
+    assert not is_redeploy(same, state), "dropping the start command is a change, not a redeploy"

@@ -9,8 +9,9 @@ import secrets
 import pytest
 
 from scripts.release import smoke
-from tests.conftest import LiveServer, backend_env, truncate_all
 from tests.release.conftest import digest_of
+from tests.support.databases import truncate_all
+from tests.support.servers import LiveServer, backend_env
 
 DIGEST = digest_of("smoke-build")
 pytestmark = pytest.mark.slow  # starts gunicorn

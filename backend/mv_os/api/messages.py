@@ -21,7 +21,9 @@ from mv_os.api.conversations import message_json
 from mv_os.auth import require_auth
 from mv_os.db import database
 from mv_os.errors import ApiError
-from mv_os.models import Contact, Conversation, Message, utcnow
+from mv_os.messaging import outbound
+from mv_os.meta.errors import plain_message
+from mv_os.models import Contact, Conversation
 from mv_os.providers.base import (
     MAX_TEXT_LENGTH,
     MessagingProvider,
@@ -30,24 +32,9 @@ from mv_os.providers.base import (
     ProviderError,
     RetryableProviderError,
 )
-from mv_os.webhooks.ingest import apply_status, lock_wamid, touch_conversation
 
 bp = Blueprint("messages", __name__, url_prefix="/api")
 log = logging.getLogger("mv_os.api.messages")
-
-# Plain-language explanations for the permanent errors an operator meets most.
-PLAIN_MESSAGES = {
-    131047: "More than 24 hours have passed since the customer last wrote; WhatsApp only allows a template "
-    "message now.",
-    131026: "WhatsApp could not deliver to this number (not on WhatsApp, or it cannot receive this message).",
-    131051: "WhatsApp does not support this message type.",
-    131052: "WhatsApp could not download the media of this message.",
-    131053: "WhatsApp could not upload the media of this message.",
-    100: "WhatsApp rejected the request as invalid.",
-    131008: "A required part of the message is missing.",
-    131009: "A value in the message is not valid for WhatsApp.",
-    131021: "The recipient is the sending number itself.",
-}
 
 
 def messaging() -> MessagingProvider:
@@ -91,9 +78,7 @@ def send_message(conversation_id: int):
         raise ApiError(
             422,
             "provider_rejected",
-            PLAIN_MESSAGES.get(err.code, f"WhatsApp refused this message (code {err.code}).")
-            if err.code is not None
-            else "WhatsApp refused this message.",
+            plain_message(err.code),
             meta_code=err.code,
         ) from None
     except RetryableProviderError as err:
@@ -108,21 +93,5 @@ def send_message(conversation_id: int):
         log.error("unexpected provider answer: %s", err)
         raise ApiError(502, "provider_error", "WhatsApp gave an unexpected answer; the message was not sent.") from None
 
-    now = utcnow()
-    with database.atomic():
-        lock_wamid(result.wamid)
-        message = Message.create(
-            conversation=conversation.id,
-            direction="out",
-            wamid=result.wamid,
-            type="text",
-            text=body,
-            raw={"request": {"type": "text"}, "response": result.raw},
-            status=result.status if result.status in ("pending", "accepted") else "accepted",
-            sent_at=now,
-        )
-        # Receipts that raced ahead of this commit are applied now (same advisory lock as the webhook).
-        apply_status(result.wamid)
-        touch_conversation(conversation.id, now)
-    message = Message.get_by_id(message.id)
+    message = outbound.record_sent(conversation.id, result.wamid, body, result.status, result.raw)
     return jsonify(message_json(message)), 201

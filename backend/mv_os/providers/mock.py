@@ -21,8 +21,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from mv_os.meta.signing import meta_json, signed_headers
 from mv_os.providers.base import SendResult
-from mv_os.webhooks.signing import HEADER, meta_json, sign
 
 log = logging.getLogger("mv_os.providers.mock")
 
@@ -140,7 +140,7 @@ class MockMessaging:
                     response = requests.post(
                         self.webhook_url,
                         data=body,
-                        headers={"Content-Type": "application/json", HEADER: sign(self._secret, body)},
+                        headers=signed_headers(self._secret, body),
                         timeout=5,
                     )
                     code = response.status_code

@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from mv_os.meta.errors import CONFIG_CODES, NEVER_RETRY_CODES, RETRYABLE_CODES
 from mv_os.providers.base import (
     PermanentProviderError,
     ProviderConfigError,
@@ -42,10 +43,6 @@ from mv_os.providers.base import (
 
 log = logging.getLogger("mv_os.providers.whatsapp")
 
-RETRYABLE_CODES = frozenset({130429, 131056, 80007, 131000})
-NEVER_RETRY_CODES = frozenset({131047, 131026, 190})
-# Graph API codes that mean our credentials or permissions are wrong, not the message.
-CONFIG_CODES = frozenset({0, 3, 10, 190, *range(200, 300)})
 MAX_BACKOFF_SECONDS = 8.0
 # Business-scoped user ids (BSUID) look like "US.13491208655302741918"; phone-based wa_ids are digits.
 _BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]+$")

@@ -1,2 +1,3 @@
-"""Inbound webhooks.  `whatsapp` is the `/webhooks/whatsapp` blueprint, `ingest` turns a verified payload into
-rows, `signing` holds the X-Hub-Signature-256 helpers shared with the mock provider and the replay CLI."""
+"""Inbound webhooks: `whatsapp` is the `/webhooks/whatsapp` blueprint (handshake, signature, archive),
+`fastpath` answers the usual POST in front of Flask, `intake` archives the bytes with a group commit, and
+`processor` parses the archived payloads and hands them to `messaging.inbound`."""

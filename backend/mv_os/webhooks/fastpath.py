@@ -1,22 +1,12 @@
 """`POST /webhooks/whatsapp` answered in front of Flask: the hot path of a reply storm.
 
-Every Meta delivery is one POST, and at the rate of a storm Flask's own work per request (request and app
-contexts, URL matching, hooks, the response object: about 100 us of CPU on a 2-vCPU instance, a third of what
-the durable INSERT and the server cost together) decides how many webhooks an instance takes.  This WSGI
-middleware (installed by `create_app` as `app.wsgi_app`, so gunicorn, the dev server and the test client all go
-through it) answers the usual webhook itself with the very same steps and the same answers:
-
-- it reads a body that declares its Content-Length within the limit (the ordinary Meta delivery);
-- `whatsapp.accept()` -- the one implementation of signature -> JSON -> durable archive -- decides;
-- the answer is rendered by the app's own JSON provider, exactly as Flask would (status line, Content-Type,
-  body, X-Request-Id), and the access line is written by the same `access.log_request`;
-- errors get the same JSON error shape and log lines as Flask's error handlers (`errors.database_unavailable`,
-  `errors.internal_error`).
-
-Everything else goes to Flask unchanged: other paths and methods, chunked bodies (no Content-Length), bodies
-declared over MAX_CONTENT_LENGTH (Flask answers 413 before reading them), and a body cut short by the client
-(re-wrapped so werkzeug sees the same short stream and answers 400).  tests/backend/test_webhook_fastpath.py
-holds both paths to identical answers."""
+A WSGI middleware (installed by `create_app` as `app.wsgi_app`) that answers the usual delivery -- a body
+with a Content-Length within the limit -- with the very same steps as the Flask route: `whatsapp.accept()`
+decides, the app's JSON provider renders, `access.log_request` logs, and errors get the same JSON and log
+lines as Flask's handlers.  Flask's per-request machinery is skipped because at a storm's rate it costs about
+as much CPU as the durable write.  Everything else (other paths and methods, chunked or oversized bodies, a
+body cut short) goes to Flask unchanged; tests/backend/webhooks/test_fastpath.py holds both paths to
+identical answers."""
 
 from __future__ import annotations
 
@@ -27,8 +17,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from mv_os import access
 from mv_os.errors import as_api_error, error_body
+from mv_os.meta.signing import ENVIRON_KEY
 from mv_os.webhooks import whatsapp
-from mv_os.webhooks.signing import ENVIRON_KEY
 
 PATH = "/webhooks/whatsapp"
 

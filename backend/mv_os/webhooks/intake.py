@@ -1,34 +1,16 @@
-"""The webhook request path's only database work: archive the exact bytes, durably, with a group commit.
+"""The webhook request path's only database work: archive the exact bytes durably, with a group commit.
 
-Every request thread of a worker hands its body to `archive()`.  The first thread to find no write in progress
-becomes the leader: it takes every body queued so far (its own included) and stores them all with ONE
-multi-row INSERT and ONE COMMIT; the others wait for that commit and return its result.  Bodies that arrive
-during a write queue up for the next one, so under load a commit (and its fsync) is shared by everything that
-arrived while the previous one ran, and when traffic is light a body is written on its own at once.  Nobody
-gets an answer before the commit that holds their body: "200 only after a durable commit" is unchanged.
-Each waiting thread is woken exactly once: when its body is committed, or when it is handed the lead (the
-leader passes it to the oldest queued body's thread when it is done), never in a chain through a shared lock.
+Each request thread hands its body to `archive()`.  The first to find no write in progress leads: it writes
+every body queued so far in ONE multi-row INSERT on the process's own autocommit connection, so concurrent
+requests share one commit (and its fsync); the others wait for that commit.  Nobody is answered before the
+commit that holds their body.  Each waiter is woken exactly once: committed, or handed the lead.
 
-Exactly once: `webhook_payloads.sha256` is unique.  Byte-identical bodies within one group are merged before
-the INSERT (ON CONFLICT DO UPDATE may touch a row only once per statement) and the rows go in sorted by hash,
-so two workers' concurrent groups take the unique-index locks in the same order (no deadlock).  A re-delivery
-bumps `deliveries` and is reported as a duplicate.
+Exactly once: `webhook_payloads.sha256` is unique; identical bodies within a group are merged and rows go in
+hash order (no deadlock between workers); a re-delivery bumps `deliveries` and is reported as a duplicate.
 
-The leader writes on the process's own intake connection (only the leader writes, so one is enough): a
-psycopg connection in autocommit mode, where the one INSERT statement is its own transaction and is durable
-when it returns -- one round trip per group, instead of the pool's liveness `SELECT 1`, BEGIN, INSERT and
-COMMIT.  The statement is prepared once per group size and executed through psycopg's documented low-level
-libpq wrapper (`Connection.pgconn`, parameters already as bytes): the request path's hottest call costs about
-35 us of CPU this way against about 120 us through `Cursor.execute` with array parameters (measured with
-`time.process_time`, docs/performance.md).  It is sent with libpq's asynchronous calls and waited for with
-psycopg's own wait (`Connection.wait` over the `generators.execute` generator, as `Cursor.execute` does), so
-under gevent the leader's wait for the commit is a greenlet waiting on the socket, and the worker serves other
-requests meanwhile (libpq's `PQexecPrepared` would block the whole worker).  A group holds at most MAX_GROUP
-bodies; the rest wait for the next.
-
-Failure: if the write fails (database down, connection lost), every request of that group gets the exception,
-and therefore a 503; none of them was acknowledged, so Meta delivers them again.  The connection is dropped
-and the next group opens a new one."""
+The statement is prepared once per group size and sent through psycopg's low-level libpq wrapper with
+asynchronous calls and psycopg's own wait, so it is cheap on the hottest path and cooperative under gevent.
+If the write fails, every request of the group gets the error (a 503: Meta delivers again)."""
 
 from __future__ import annotations
 
@@ -219,8 +201,8 @@ def statistics() -> tuple[int, int]:
 
 
 def summary() -> str | None:
-    """One line for the log when a worker exits, e.g. `12000 bodies in 3100 commits (3.9 per commit, 0.41 ms
-    per commit)`; None if this process archived nothing."""
+    """One line for the log when a worker exits (bodies, commits, bodies and milliseconds per commit); None if
+    this process archived nothing."""
     shared = _shared
     if not shared.groups:
         return None

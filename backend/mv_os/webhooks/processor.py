@@ -1,29 +1,18 @@
-"""The webhook processor: turns archived payloads (`webhook_payloads.processed_at IS NULL`) into messages,
-receipts and events, behind the request path.
+"""The webhook processor: parses archived payloads (`processed_at IS NULL`) and stores them through
+`messaging.inbound`, behind the request path, in batches.
 
-The request path (`intake`) only archives the bytes and answers 200 after that commit; this module does the
-rest, in batches, so a burst is absorbed at the speed of one INSERT and processed at the speed of set-based SQL.
-
-- One background thread per serving process (each gunicorn worker; a greenlet in a gevent worker), started with
-  the worker (gunicorn's `post_worker_init`) or by the first webhook.  Several processors share the queue
-  safely: a batch is claimed with `FOR UPDATE SKIP LOCKED` and marked processed in the same transaction as its
-  rows, so a payload is processed once, and a processor that dies mid-batch (crash, SIGKILL) leaves its batch
-  to the next one.
-- It yields to requests: when webhooks arrive faster than STORM_RATE per second it waits until the process
-  has had no webhook for QUIET seconds, but never more than MAX_DEFER, so under a storm it still takes a batch
-  every MAX_DEFER and the backlog is processed when the burst ends.  Otherwise it starts after CALM_QUIET:
-  latency to the inbox when traffic is light is a few milliseconds.
-- A batch is up to BATCH_PAYLOADS payloads and BATCH_BYTES bytes (at least one payload), stored with
-  `ingest.store_payloads` in one transaction.  If a batch fails, each payload is retried on its own; one that
-  still fails is marked processed with `processing_error` (kept for a replay after a fix) so it cannot block
-  the queue.  A database outage is not such a failure: the batch stays queued and the thread retries with
-  back-off.
-- `drain()` processes everything queued in the calling thread and waits for other processors' batches to
-  commit: used by tests, the `process-webhooks` CLI, and the benchmark's exactly-once check."""
+- One background thread per serving process, started with the worker or by the first webhook.  A batch is
+  claimed with `FOR UPDATE SKIP LOCKED` and marked processed in the same transaction as its rows, so any
+  number of processors share the queue and a crash mid-batch leaves the batch to the next one.
+- It yields to requests: in a storm (more than STORM_RATE webhooks per second) it waits for QUIET seconds
+  without a webhook, but never longer than MAX_DEFER; otherwise it starts after CALM_QUIET.
+- A failed batch is retried payload by payload; a payload that still fails is marked with
+  `processing_error` (kept for a replay) so it cannot block the queue.  A database outage is not such a
+  failure: the batch stays queued and the thread retries with back-off.
+- `drain()` processes everything queued in the calling thread: tests, the CLI, the benchmark."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -31,7 +20,8 @@ import time
 
 from mv_os.db import database
 from mv_os.errors import UNAVAILABLE
-from mv_os.webhooks.ingest import store_payloads
+from mv_os.messaging import inbound
+from mv_os.meta.payload import parse
 
 log = logging.getLogger("mv_os.webhooks.processor")
 
@@ -41,9 +31,8 @@ STORM_RATE = 50.0  # webhooks per second in this process above which it is a sto
 MAX_DEFER = 1.0  # ... but never wait longer than this while webhooks keep coming (one batch per second in a storm)
 IDLE_POLL = 5.0  # look for work left by other processes (or a crash) this often
 BATCH_PAYLOADS = 256
-# 64 KiB: a batch's Python work (JSON, rows) runs between two database calls without a switch, and under gevent
-# that holds the worker's every request: 64 KiB is a few milliseconds of it (about 100 single-message
-# payloads, or one 100-message Meta batch); 1 MiB held requests for tens of milliseconds.
+# A batch's Python work runs between two database calls without a switch, holding a gevent worker's requests:
+# keep it to a few milliseconds.
 BATCH_BYTES = 64 * 1024
 
 
@@ -72,21 +61,21 @@ def process_batch(default_phone_number_id: str, limit: int = BATCH_PAYLOADS) -> 
             ).fetchall()
             try:
                 with database.atomic():  # a savepoint: a failure here leaves the claim intact
-                    payloads = [(int(payload_id), json.loads(bytes(body))) for payload_id, body in bodies]
-                    result = store_payloads(payloads, default_phone_number_id=default_phone_number_id)
+                    parsed = [(int(pid), parse(bytes(body), default_phone_number_id)) for pid, body in bodies]
+                    counts = inbound.store(parsed)
                     _mark(ids)
             except UNAVAILABLE:
                 raise
             except Exception:
                 log.exception("webhook batch of %d payloads failed; processing them one by one", len(ids))
-                result = None
+                counts = None
                 for payload_id, body in bodies:
                     _process_alone(int(payload_id), bytes(body), default_phone_number_id)
-            if result is not None:
+            if counts is not None:
                 log.info(  # one line per batch (not per request): what the runbooks look for
                     "processed %d webhook payloads: %s",
                     len(ids),
-                    " ".join(f"{k}={v}" for k, v in result.counts.items()),
+                    " ".join(f"{k}={v}" for k, v in counts.items()),
                 )
             return len(ids)
     finally:
@@ -105,7 +94,7 @@ def _release() -> None:
 def _process_alone(payload_id: int, body: bytes, default_phone_number_id: str) -> None:
     try:
         with database.atomic():
-            store_payloads([(payload_id, json.loads(body))], default_phone_number_id=default_phone_number_id)
+            inbound.store([(payload_id, parse(body, default_phone_number_id))])
             _mark([payload_id])
     except UNAVAILABLE:
         raise

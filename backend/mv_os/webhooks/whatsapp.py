@@ -1,18 +1,13 @@
-"""`/webhooks/whatsapp`: the one receiver for Meta's WhatsApp webhooks, identical in every environment (only
-WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN differ).
+"""`/webhooks/whatsapp`: the one receiver for Meta's WhatsApp webhooks, the same in every environment.
 
 GET  -- the subscription handshake: `hub.mode=subscribe` and the right `hub.verify_token` -> 200 with
         `hub.challenge` as text/plain; anything else -> 403.  No signature on GET.
-POST -- in this order:
-        1. size: more than MAX_CONTENT_LENGTH (4 MiB; Meta's batches reach about 3 MB) -> 413, decided from
-           Content-Length before the body is read (a chunked body: as soon as it passes the limit);
+POST -- 1. over MAX_CONTENT_LENGTH -> 413, from Content-Length before reading (chunked: at the limit);
         2. X-Hub-Signature-256 over the raw bytes: missing -> 401, wrong -> 403;
-        3. JSON: not parseable, or not an object -> 400;
-        4. archive the exact bytes (`intake`: one INSERT, group-committed with concurrent requests); 200 only
-           after that commit.  Database unavailable -> 503, so Meta delivers again later (it retries for up to
-           7 days).  The processor (`processor`) stores the messages and receipts moments later.
-        Steps 2-4 are `accept()`.  A POST with a Content-Length within the limit never reaches the Flask route:
-        `fastpath.py` answers it in front of Flask with the same `accept()` (and the same answers).
+        3. not JSON, or not an object -> 400;
+        4. archive the exact bytes (`intake`), 200 only after that commit; database down -> 503, so Meta
+           delivers again.  The processor stores the messages moments later.
+        Steps 2-4 are `accept()`, which `fastpath.py` also calls for the usual POST in front of Flask.
 """
 
 from __future__ import annotations
@@ -25,8 +20,8 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from mv_os.errors import ApiError
+from mv_os.meta.signing import HEADER, verify
 from mv_os.webhooks import intake, processor
-from mv_os.webhooks.signing import HEADER, verify
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger("mv_os.webhooks")

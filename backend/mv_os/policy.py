@@ -1,0 +1,111 @@
+"""What each environment requires and refuses: one row per environment in `POLICIES`.
+
+Read by settings (required secrets, refused values and databases), the provider registry (provider kind),
+the frontend config (defaults) and auth (whether PASSWORD_HASH_METHOD is honoured).  Adding an environment,
+say `preview`, is one row; `Environment` is made from the table's names.  Imports nothing of ours."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+# The variables that hold credentials: their values never appear in logs, errors or the frontend config.
+SECRET_VARIABLES = (
+    "DATABASE_URL",
+    "JWT_SECRET",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_ACCESS_TOKEN",
+)
+# What the env templates put where a real value goes.
+PLACEHOLDER = (
+    r"(?ix) change[-_ ]?me | replace[-_ ]?me | placeholder | <[^>]*> | \$\{[^}]*\} | "
+    r"^(?:x{3,}|\*+|todo|tbd|secret|password|example)$ | from[-_ ]secrets[-_ ]manager"
+)
+CLOUD_CREDENTIALS = (
+    "JWT_SECRET",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_PHONE_NUMBER_ID",
+)
+_STAGING_DB = r"mv-os-db-staging"
+_PRODUCTION_DB = r"mv-os-db(?!-staging)"
+
+
+@dataclass(frozen=True)
+class RefusedDatabase:
+    """A DATABASE_URL whose `<host> <dbname>` matches `pattern` is refused with `reason`."""
+
+    pattern: str
+    reason: str
+
+    def matches(self, host: str, dbname: str) -> bool:
+        return re.search(self.pattern, f"{host} {dbname}") is not None
+
+
+@dataclass(frozen=True)
+class Policy:
+    deployed: bool  # a cloud environment: JSON logs, real credentials only
+    provider: str  # the messaging adapter: "mock" or "whatsapp_cloud"
+    required: tuple[str, ...] = ()  # variables that must be set
+    refused_values: tuple[str, ...] = ()  # patterns no credential (nor DATABASE_URL) may match
+    min_bytes: Mapping[str, int] = field(default_factory=dict)  # a secret's minimum length, per variable
+    refused_databases: tuple[RefusedDatabase, ...] = ()
+    refuse_local_database: bool = False
+    ignored_credentials: tuple[str, ...] = ()  # present in the environment but never used here
+    password_hash_override: bool = False  # PASSWORD_HASH_METHOD accepted (the test suite's cheap scrypt)
+    poll_interval_ms: int = 5000  # the inbox's default refresh
+
+
+# What every cloud environment shares; its rows below add their own database rules.
+_CLOUD = Policy(
+    deployed=True,
+    provider="whatsapp_cloud",
+    required=CLOUD_CREDENTIALS,
+    refused_values=(PLACEHOLDER,),
+    min_bytes=MappingProxyType({"JWT_SECRET": 32}),
+)
+
+POLICIES: Mapping[str, Policy] = MappingProxyType(
+    {
+        "local": Policy(
+            deployed=False,
+            provider="mock",
+            refused_databases=(RefusedDatabase(r"mv-os-db", "points at a cloud database (mv-os-db*) from local"),),
+            ignored_credentials=("WHATSAPP_ACCESS_TOKEN",),
+            password_hash_override=True,
+            poll_interval_ms=3000,
+        ),
+        "staging": replace(
+            _CLOUD,
+            refused_databases=(
+                RefusedDatabase(_PRODUCTION_DB, "points at the production database (mv-os-db) from staging"),
+            ),
+        ),
+        "production": replace(
+            _CLOUD,
+            refused_databases=(
+                RefusedDatabase(_STAGING_DB, "points at the staging database (mv-os-db-staging) from production"),
+            ),
+            refuse_local_database=True,
+        ),
+    }
+)
+
+
+class _Environment(enum.StrEnum):
+    @property
+    def policy(self) -> Policy:
+        return POLICIES[self.value]
+
+    @property
+    def deployed(self) -> bool:
+        return self.policy.deployed
+
+
+Environment = _Environment("Environment", {name.upper(): name for name in POLICIES}, module=__name__)
+DEFAULT_ENVIRONMENT = Environment("local")  # NODE_ENV unset: the safe default (mock providers only)

@@ -1,0 +1,1 @@
+"""`nox -s rehearse`: the release flow played end to end on one machine (docs/release.md, "The rehearsal")."""

@@ -1,0 +1,25 @@
+"""The short rehearsal inside `nox -s tests`: the first scenarios of `nox -s rehearse` (a feature branch refused;
+develop -> staging deploys, smoke-tests and records), on moto, the App Runner stand-in running
+the image's real start command behind HTTPS, and real PostgreSQL.  `nox -s rehearse` plays the whole history."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.rehearsal.__main__ import run
+from tests.rehearsal.scenarios import SCENARIOS, SHORT
+
+
+@pytest.mark.slow
+def test_the_short_rehearsal_passes_every_scenario():
+    saved = dict(os.environ)  # run() sets fake AWS credentials and the throwaway CA for this process
+    lines: list[str] = []
+    try:
+        code = run(SCENARIOS[:SHORT], out=lines.append)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert [line.split(" (")[0] for line in lines] == [f"PASS {name}" for name, _ in SCENARIOS[:SHORT]], lines
+    assert code == 0
