@@ -18,7 +18,7 @@ stricter rule of their own: a secret-named variable (…SECRET…, …TOKEN…, 
 a `<placeholder>`; only the local template may hold a visibly local default (containing "local" or "demo",
 or the seed's postgres:postgres@localhost URL).
 
-Usage: python scripts/check_secrets.py [--baseline .secrets.baseline] [--write-baseline] FILE..."""
+Usage: python scripts/check_secrets.py [--baseline .secrets.baseline] [--write-baseline] [--fresh] --tracked|FILE..."""
 
 from __future__ import annotations
 
@@ -86,8 +86,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--baseline", type=Path, default=Path(".secrets.baseline"))
     parser.add_argument("--write-baseline", action="store_true", help="regenerate the baseline from FILES")
     parser.add_argument("--fresh", action="store_true", help="also fail when the baseline is not FILES' scan")
+    parser.add_argument("--tracked", action="store_true", help="scan what git tracks or would add, not FILES")
     parser.add_argument("files", nargs="*")
     args = parser.parse_args(argv)
+    if args.tracked:
+        listed = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
+        args.files = subprocess.run(listed, capture_output=True, text=True, check=True).stdout.splitlines()
     if args.write_baseline:
         args.baseline.write_text(fresh_baseline([name for name in args.files if Path(name).is_file()]))
         return 0

@@ -24,7 +24,7 @@ from scripts.release.images import tag_mutability
 
 VALUE_CHECKS = {
     "DATABASE_URL": "distinct-database-host",
-    "JWT_SECRET": "distinct-jwt-secret",
+    "JWT_SECRET": "distinct-jwt-secret",  # pragma: allowlist secret (audit fixture value)
 }
 
 

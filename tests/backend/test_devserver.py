@@ -120,7 +120,7 @@ def test_dev_without_database_url_uses_the_embedded_server_keeps_data_and_stops_
         login = requests.post(
             url + "/api/auth/login",
             timeout=5,
-            json={"email": "demo@mv-os.local", "password": "first-password"},
+            json={"email": "demo@mv-os.local", "password": "first-password"},  # pragma: allowlist secret (test value)
         )
         assert login.status_code == 200
     finally:

@@ -83,9 +83,9 @@ def test_a_secret_named_like_a_frontend_variable_is_never_read(settings, clean_e
     app = _app(
         settings,
         clean_env,
-        FRONTEND_JWT_SECRET="frontend-jwt-secret-value-123",
+        FRONTEND_JWT_SECRET="frontend-jwt-secret-value-123",  # pragma: allowlist secret (test value)
         FRONTEND_WHATSAPP_ACCESS_TOKEN="EAAGfrontendtoken999",
-        FRONTEND_DATABASE_URL="postgresql://u:pw-in-url-42@db/x",
+        FRONTEND_DATABASE_URL="postgresql://u:pw-in-url-42@db/x",  # pragma: allowlist secret (test value)
     )
     response = app.test_client().get("/config.json")
     body = response.get_data(as_text=True)
@@ -138,7 +138,7 @@ def test_a_value_containing_a_secret_is_refused_even_when_settings_ignore_it(set
 
 
 def test_the_database_password_is_refused(settings, clean_env):
-    url = "postgresql://app:Db-Pass-777@127.0.0.1:5432/mv_os"
+    url = "postgresql://app:Db-Pass-777@127.0.0.1:5432/mv_os"  # pragma: allowlist secret (test value)
     config, refused = build_config(
         settings.replace(database_url=url), {"FRONTEND_ENV_LABEL": "Db-Pass-777", "FRONTEND_API_BASE": url}
     )

@@ -11,7 +11,7 @@ from mv_os import create_app
 from mv_os.logging_setup import RedactingFilter
 from mv_os.settings import Environment
 
-SECRET = "S3cr3t-JWT-value-that-is-long-enough-42"
+SECRET = "S3cr3t-JWT-value-that-is-long-enough-42"  # pragma: allowlist secret (test value)
 
 
 @pytest.fixture
@@ -61,7 +61,9 @@ def test_secrets_never_reach_the_log(settings, captured):
     def leak():
         log = logging.getLogger("mv_os.test")
         log.info("jwt=%s", SECRET)
+        # pragma: allowlist nextline secret (test value)
         log.info("connecting to postgresql://mvos:pa55word-xyz@mv-os-db-staging:5432/mv_os")
+        # pragma: allowlist nextline secret (test value)
         log.info("header Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig")
         raise RuntimeError(f"boom {SECRET}")
 
@@ -77,5 +79,6 @@ def test_secrets_never_reach_the_log(settings, captured):
 def test_redactor_handles_url_passwords_and_bearer_tokens():
     redactor = RedactingFilter(("topsecretvalue",))
     assert redactor.redact("x topsecretvalue y") == "x *** y"
+    # pragma: allowlist nextline secret (test value)
     assert redactor.redact("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
     assert redactor.redact("bearer abc.def") == "bearer ***"

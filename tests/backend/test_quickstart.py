@@ -212,6 +212,7 @@ def test_each_documented_manage_command_runs(command, migrated_url):
         [sys.executable, "-m", "mv_os.manage", *args],
         cwd=ROOT,
         env={
+            # pragma: allowlist nextline secret (test value)
             **shell_env(DATABASE_URL=migrated_url, MV_OS_NEW_USER_PASSWORD="a-long-operator-password"),
             "PYTHONPATH": str(ROOT / "backend"),
         },

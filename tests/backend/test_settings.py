@@ -15,9 +15,11 @@ from mv_os import create_app
 from mv_os.settings import ConfigError, Environment, Settings, is_placeholder
 from tests.support.servers import ROOT, backend_env
 
+# pragma: allowlist nextline secret (test value)
 STAGING_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db-staging.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
+# pragma: allowlist nextline secret (test value)
 PROD_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
-REAL_JWT = "q9X2v7LmR4tP8wZ1yK6nB3cH5jD0fG2s"  # 32 bytes, random-looking
+REAL_JWT = "q9X2v7LmR4tP8wZ1yK6nB3cH5jD0fG2s"  # pragma: allowlist secret (test value); 32 bytes, random-looking
 
 
 def cloud_env(env: str = "staging", **overrides: str) -> dict[str, str]:
@@ -25,7 +27,7 @@ def cloud_env(env: str = "staging", **overrides: str) -> dict[str, str]:
         "NODE_ENV": env,
         "DATABASE_URL": STAGING_DB if env == "staging" else PROD_DB,
         "JWT_SECRET": REAL_JWT,
-        "WHATSAPP_APP_SECRET": "5f0c2a9e7b1d4c3e8a6f0b2d4e6a8c0e",
+        "WHATSAPP_APP_SECRET": "5f0c2a9e7b1d4c3e8a6f0b2d4e6a8c0e",  # pragma: allowlist secret (test value)
         "WHATSAPP_VERIFY_TOKEN": "vt-9d8c7b6a5f4e3d2c",
         "WHATSAPP_ACCESS_TOKEN": "EAAGm0PX4ZCpsBAKZBZCz9ZBq7",
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
@@ -194,6 +196,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     ("overrides", "variable"),
     [
         ({"NODE_ENV": "prod"}, "NODE_ENV"),
+        # pragma: allowlist nextline secret (test value)
         ({"NODE_ENV": "production", "JWT_SECRET": "short-secret-value-xyz"}, "JWT_SECRET"),
     ],
 )

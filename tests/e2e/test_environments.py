@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Real-looking (not template placeholders) but test-only staging credentials.
 STAGING = {
     "NODE_ENV": "staging",
-    "JWT_SECRET": "e2e-staging-signing-key-0123456789abcdef",
-    "WHATSAPP_APP_SECRET": "e2e-staging-app-key-1234",
+    "JWT_SECRET": "e2e-staging-signing-key-0123456789abcdef",  # pragma: allowlist secret (test value)
+    "WHATSAPP_APP_SECRET": "e2e-staging-app-key-1234",  # pragma: allowlist secret (test value)
     "WHATSAPP_VERIFY_TOKEN": "e2e-staging-verify-5678",
     "WHATSAPP_ACCESS_TOKEN": "e2e-staging-access-9012",
     "WHATSAPP_PHONE_NUMBER_ID": "100000000000002",

@@ -78,6 +78,7 @@ def values_for(shared: set[str]):
     def value(env, var):
         owner = "same" if var in shared else env.name
         if var == "DATABASE_URL":
+            # pragma: allowlist nextline secret (test value)
             return f"postgresql://app:test-placeholder-{env.name}@db-{owner}.example.internal:5432/mv_os"
         return f"test-placeholder-{owner}-{var.lower()}"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_PASSWORD = "correct horse battery staple"
+DEMO_PASSWORD = "correct horse battery staple"  # pragma: allowlist secret (test value)
 # The tests' PASSWORD_HASH_METHOD (local only; README "Testing"): cheap scrypt parameters.  test_auth.py and
 # test_settings.py prove that without the variable, and always in staging/production, passwords get
 # werkzeug's default scrypt parameters.
@@ -25,8 +25,8 @@ TEST_PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # pragma: allowlist secret (a has
 # A staging server's credentials (fake Meta behind WHATSAPP_API_BASE_URL), quick to give up on a send.
 STAGING_SECRETS = {
     "NODE_ENV": "staging",
-    "JWT_SECRET": "staging-test-jwt-secret-0123456789abcdef",
-    "WHATSAPP_APP_SECRET": "staging-test-app-secret-0123456789",
+    "JWT_SECRET": "staging-test-jwt-secret-0123456789abcdef",  # pragma: allowlist secret (test value)
+    "WHATSAPP_APP_SECRET": "staging-test-app-secret-0123456789",  # pragma: allowlist secret (test value)
     "WHATSAPP_VERIFY_TOKEN": "staging-test-verify-token",
     "WHATSAPP_ACCESS_TOKEN": "staging-test-access-token",
     "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",

@@ -69,6 +69,7 @@ def test_replaying_every_fixture_against_gunicorn_stores_them(live_server, migra
 
 def test_wrong_secret_makes_the_run_fail(live_server, tmp_path):
     env_file = tmp_path / "backend.env"
+    # pragma: allowlist nextline secret (test value)
     env_file.write_text("NODE_ENV=local\nWHATSAPP_APP_SECRET=not-the-servers-secret\n")
     result = run_replay(
         "--url",
@@ -91,6 +92,7 @@ def test_unreachable_url_fails():
 @pytest.fixture
 def production_env(tmp_path):
     env_file = tmp_path / "backend.env.production"
+    # pragma: allowlist nextline secret (test value)
     env_file.write_text("NODE_ENV=production\nWHATSAPP_APP_SECRET=prod-secret-value-for-test\n")
     return env_file
 
