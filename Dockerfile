@@ -1,5 +1,6 @@
-# MV-OS backend image: built ONCE per develop commit by the staging workflow, deployed to App Runner by digest
-# (staging, then the very same digest to production).  Runs as a non-root user on PORT 8080.
+# MV-OS backend image: built ONCE per tree by the staging workflow (a tree staging already validated is never built
+# again), deployed to App Runner by digest (staging, then the very same digest to production).  Runs as a non-root
+# user on PORT 8080.  The workflow builds without cache, with SOURCE_DATE_EPOCH and rewritten file times.
 #
 # Base image pinned by tag AND digest.  The digest is the multi-arch index digest of python:3.11.10-slim-bookworm
 # as published on Docker Hub (taken from a public digest-tracking file; there is no registry access where this

@@ -24,8 +24,8 @@ import requests
 
 from scripts.release.apprunner import FAILURES, DeployError, DeployFailed, ServiceState
 from scripts.release.summary import log_group
-from tests.conftest import free_port
 from tests.rehearsal.network import Forwarder, tcp_to
+from tests.support.servers import free_port
 
 HEALTHY_WITHIN = 45.0
 

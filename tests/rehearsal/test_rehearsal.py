@@ -23,3 +23,23 @@ def test_the_short_rehearsal_passes_every_scenario():
         os.environ.update(saved)
     assert [line.split(" (")[0] for line in lines] == [f"PASS {name}" for name, _ in SCENARIOS[:SHORT]], lines
     assert code == 0
+
+
+def test_the_rehearsal_takes_its_steps_from_the_workflow_files():
+    """The order the rehearsal runs is the workflows' own: a step moved there moves here."""
+    from tests.rehearsal.world import ROOT, workflow_steps
+
+    workflows = ROOT / ".github" / "workflows"
+    assert workflow_steps(workflows / "deploy-staging.yml") == [
+        ("deploy", "validated-digest"),
+        ("deploy", "build"),
+        ("deploy", "deploy"),
+        ("record", "record"),
+    ]
+    assert workflow_steps(workflows / "deploy-production.yml") == [
+        ("gate", "validated-digest"),
+        ("gate", "plan"),
+        ("deploy", "validated-digest"),
+        ("deploy", "deploy"),
+    ]
+    assert workflow_steps(workflows / "rollback.yml") == [("rollback", "rollback")]

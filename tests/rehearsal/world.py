@@ -29,16 +29,16 @@ from mv_os.localdb import drop_database, ensure_database
 from scripts.release import cli, environments, flows
 from scripts.release.apprunner import DeployError
 from scripts.release.gates import Aws
-from tests.pg import admin_url
 from tests.rehearsal.network import Forwarder, make_ca, tls_context, unix_to
 from tests.rehearsal.standin import LocalAppRunner
+from tests.support.databases import admin_url
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_FILES = ["backend/mv_os", "frontend", "gunicorn.conf.py", "scripts/docker-entrypoint.sh", ".github/workflows"]
 REGION, ACCOUNT = "us-east-1", "123456789012"
 REPOSITORY = "mv-os-backend"
 NOX = re.compile(r"\bnox\s+-s\s+([\w-]+)")
-TEST_STAGE = {"lint", "tests", "e2e"}  # the test job: `nox -s tests` runs the suite itself, not the rehearsal
+TEST_STAGE = {"lint", "tests", "e2e", "rehearse"}  # the test job: checks, not release steps to play
 
 
 @dataclass

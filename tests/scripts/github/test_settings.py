@@ -48,6 +48,7 @@ def test_apply_sends_githubs_documented_bodies(github, env):
             {"context": "ci / tests", "app_id": 15368},
             {"context": "ci / e2e", "app_id": 15368},
             {"context": "ci / image", "app_id": 15368},
+            {"context": "ci / rehearse", "app_id": 15368},
             {"context": "promotion-check", "app_id": 15368},
         ],
     }
@@ -63,6 +64,7 @@ def test_apply_sends_githubs_documented_bodies(github, env):
         "ci / tests",
         "ci / e2e",
         "ci / image",
+        "ci / rehearse",
     ]
     assert develop["required_pull_request_reviews"]["require_code_owner_reviews"] is True
 
@@ -189,10 +191,9 @@ def test_the_committed_settings_match_the_workflows():
 
 def test_codeowners_cover_the_release_machinery():
     """Code-owner review is required on develop and main; it only bites where CODEOWNERS names an owner."""
-    root = Path(__file__).resolve().parents[2]
     owned = {
         line.split()[0]: line.split()[1:]
-        for line in (root / ".github" / "CODEOWNERS").read_text().splitlines()
+        for line in (settings.ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for path in ("/.github/", "/scripts/release/", "/infra/", "/env/environments.toml"):
