@@ -29,7 +29,7 @@ import uuid
 from scripts.bench.metering import CpuMeter, Topology, loadavg, machine
 from scripts.bench.report import gunicorn_config, table
 from scripts.bench.scenarios import dev_warm_start, measure, tests_warm
-from scripts.bench.servers import BENCH_DB, OUT, db_check, prepare_database, start_server, stop
+from scripts.bench.servers import BENCH_DB, OUT, db_check, drop_database, prepare_database, start_server, stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup", action="store_true", help="also time `nox -s dev` warm start to first 200")
     parser.add_argument("--suite", action="store_true", help="also time a warm `nox -R -s tests`")
     parser.add_argument("--label", default="", help="a name for this run, kept in the JSON")
+    parser.add_argument("--keep-db", action="store_true", help=f"keep the {BENCH_DB} database after the run")
     parser.add_argument(
         "--instance-cpus",
         metavar="CPUS",
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, run, result, url, topology)
     finally:
         topology.restore()
+        if not args.keep_db:
+            drop_database(url)
 
 
 def _run(args, run: str, result: dict, url: str, topology: Topology) -> int:

@@ -50,6 +50,19 @@ def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
             proc.wait()
 
 
+def drop_database(url: str) -> None:
+    """Drop the bench database and checkpoint, so a run leaves no gigabytes of rows and WAL behind."""
+    import psycopg
+
+    from mv_os.localdb import drop_database as drop
+    from mv_os.localdb import with_database
+
+    admin = with_database(url, "postgres")
+    drop(admin, BENCH_DB)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
 def prepare_database(url: str | None) -> str:
     from mv_os.localdb import STATE_DIR, ensure_database, server_url, with_database
 

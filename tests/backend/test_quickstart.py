@@ -84,7 +84,7 @@ def processes_left(session_id: int, marker: str) -> list[str]:
     return left
 
 
-def wait_until_gone(session_id: int, marker: str, timeout: float = 15) -> list[str]:
+def wait_until_gone(session_id: int, marker: str, timeout: float = 60) -> list[str]:
     deadline = time.monotonic() + timeout
     while (left := processes_left(session_id, marker)) and time.monotonic() < deadline:
         time.sleep(0.1)
