@@ -137,12 +137,14 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Static checks: ruff, import-linter, zizmor, workflow schema, hadolint, secrets, YAML/TOML, lock files."""
+    """Static checks: ruff, import-linter, zizmor, workflow schema, hadolint, cfn-lint, secrets, YAML/TOML, locks."""
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("lint-imports")
     _pipeline_checks(session)
+    templates = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "infra" / "cloudformation").glob("*.yaml"))
+    session.run("cfn-lint", *templates)
     session.run("python", "scripts/lockfiles.py", "check")
 
 
@@ -237,6 +239,30 @@ def rollback(session: nox.Session) -> None:
 
     `nox -s rollback -- staging|production [--to sha256:<digest>]`."""
     _release_impl(session, "rollback")
+
+
+INFRA_USAGE = (
+    "Usage: nox -s infra -- plan staging|production|shared [--image <repo>@sha256:<digest>] | "
+    "apply staging|production|shared <change-set> [--allow-replace <LogicalId>] | "
+    "diff staging|production|shared --base <commit> | iam [--check]"
+)
+
+
+@nox.session(default=False)
+def infra(session: nox.Session) -> None:
+    """The AWS side as CloudFormation change sets: `plan <target>` shows one and changes nothing, `apply <target>
+    <change-set>` executes only that reviewed plan, `diff <target> --base <commit>` is the offline plan of a pull
+    request; `iam` renders infra/iam from the shared template.
+
+    Targets: staging, production, shared.  docs/aws-setup.md takes an empty account to a first deploy."""
+    args = list(session.posargs)
+    targets = ("staging", "production", "shared")
+    if not args or args[0] not in ("plan", "apply", "diff", "iam"):
+        session.error(INFRA_USAGE)
+    if args[0] != "iam" and (len(args) < 2 or args[1] not in targets or (args[0] == "apply" and len(args) < 3)):
+        session.error(INFRA_USAGE)
+    _install(session, "release")
+    session.run("python", "-m", "scripts.infra", *args)
 
 
 @nox.session(name="validated-digest", default=False)
