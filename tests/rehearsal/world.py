@@ -26,7 +26,7 @@ import boto3
 import yaml
 
 from mv_os.localdb import drop_database, ensure_database
-from scripts.release import cli, environments, flows
+from scripts.release import cli, environments, flows, status
 from scripts.release.apprunner import DeployError
 from scripts.release.gates import Aws
 from tests.rehearsal.network import Forwarder, make_ca, tls_context, unix_to
@@ -226,7 +226,10 @@ class World:
                 setattr(module, name, value)
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
                 try:
-                    code = cli.main(list(argv), repo=self.clone)
+                    if argv[0] == "status":  # its own module: read-only, no environment argument
+                        code = status.main(list(argv[1:]), repo=self.clone)
+                    else:
+                        code = cli.main(list(argv), repo=self.clone)
                 except DeployError as exc:
                     print(f"engine error: {exc}")
                     code = 1
@@ -280,5 +283,7 @@ class World:
         if step == "rollback":
             to = ["--to", inputs["to"]] if inputs.get("to") else []
             return self.engine(run, "rollback", env, *to)[0]
+        if step == "status":
+            return self.engine(run, "status", "--markdown")[0]
         run.lines.append(f"the rehearsal does not know step {step!r} of job {job}")
         return 1
