@@ -51,6 +51,11 @@ class RefusedDatabase:
         return re.search(self.pattern, f"{host} {dbname}", re.IGNORECASE) is not None
 
 
+# The rehearsal's stand-in for App Runner runs production on this machine, against a local PostgreSQL.  Only the
+# stand-in sets this; the release engine's `request` gate refuses to send it, so a real service never has it.
+REHEARSAL_LOCAL_DATABASE = "MV_OS_REHEARSAL_LOCAL_DATABASE"
+
+
 @dataclass(frozen=True)
 class Policy:
     deployed: bool  # a cloud environment: JSON logs, real credentials only

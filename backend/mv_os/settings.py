@@ -18,7 +18,14 @@ from dataclasses import dataclass, field, replace
 
 from mv_os.committed import FINGERPRINTS
 from mv_os.dburl import DatabaseTarget, connect_params
-from mv_os.policy import DEFAULT_ENVIRONMENT, PLACEHOLDER, SECRET_VARIABLES, Environment, Policy
+from mv_os.policy import (
+    DEFAULT_ENVIRONMENT,
+    PLACEHOLDER,
+    REHEARSAL_LOCAL_DATABASE,
+    SECRET_VARIABLES,
+    Environment,
+    Policy,
+)
 
 __all__ = ["SECRET_VARIABLES", "ConfigError", "Environment", "Settings", "is_placeholder", "load_or_exit"]
 
@@ -83,12 +90,12 @@ def database_target(url: str) -> DatabaseTarget:
     return DatabaseTarget(hosts=tuple(h.strip().lower() for h in hosts), dbname=str(params.get("dbname") or ""))
 
 
-def _guard_database(policy: Policy, target: DatabaseTarget) -> None:
+def _guard_database(policy: Policy, target: DatabaseTarget, rehearsal: bool = False) -> None:
     """Staging and production never share a database, and local never touches either."""
     for rule in policy.refused_databases:
         if any(rule.matches(host, target.dbname) for host in target.hosts):
             raise ConfigError("DATABASE_URL", rule.reason)
-    if policy.refuse_local_database and target.is_local:
+    if policy.refuse_local_database and target.is_local and not rehearsal:
         raise ConfigError("DATABASE_URL", "points at this machine (localhost, loopback or link-local) from production")
 
 
@@ -188,7 +195,7 @@ class Settings:
         if database_url is not None:
             if _refused(policy, database_url):
                 raise ConfigError("DATABASE_URL", "still holds the template placeholder; set the real value")
-            _guard_database(policy, database_target(database_url))
+            _guard_database(policy, database_target(database_url), get(REHEARSAL_LOCAL_DATABASE) == "1")
             kwargs["database_url"] = database_url
 
         if database_url is None:

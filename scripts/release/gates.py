@@ -16,6 +16,10 @@ from scripts.release.environments import PLACEHOLDER, Environment
 from scripts.release.images import ImageRef, ImageRefError
 from scripts.release.record import ProductionHistory, Ran, StagingRecord
 
+# The rehearsal stand-in's switch that lets production use a local database (backend/mv_os/policy.py): the
+# engine never sends it, so no real service runs with it.
+REHEARSAL_LOCAL_DATABASE = "MV_OS_REHEARSAL_LOCAL_DATABASE"
+
 SEED_RULE = (
     "develop deploys to staging, main deploys to production, nothing else deploys: App Runner is never used "
     "for feature iteration, UI testing or debugging (run it locally: `nox -s dev`)"
@@ -352,6 +356,8 @@ def check_request(env: Environment, request: dict[str, Any], image: ImageRef | N
         problems.append(f"the health check must be HTTP {env.health_check_path}")
     if config.get("Port") != str(env.port):
         problems.append(f"Port must be {env.port}")
+    if REHEARSAL_LOCAL_DATABASE in variables:
+        problems.append(f"{REHEARSAL_LOCAL_DATABASE} is the rehearsal stand-in's switch; a real service never gets it")
     leaked = sorted(set(variables) & set(env.secrets))
     if leaked:
         problems.append(f"{', '.join(leaked)} must come from Secrets Manager, not a plain variable")

@@ -321,3 +321,15 @@ def test_repo_root_layout_matches_the_seed():
     for name in ("backend", "frontend", "env", "scripts", "noxfile.py", "docker-compose.yml", "README.md"):
         assert (ROOT / name).exists(), name
     assert Path(ROOT / ".gitignore").read_text().count(".env") >= 1
+
+
+@pytest.mark.unit
+def test_only_the_rehearsal_switch_lets_production_use_this_machines_database():
+    from mv_os.policy import REHEARSAL_LOCAL_DATABASE
+
+    local = f"postgresql://{USER_PW}@127.0.0.2:5432/mv_os"
+    assert "this machine" in str(config_error(cloud_env("production", DATABASE_URL=local)))
+    settings = Settings.from_env(cloud_env("production", DATABASE_URL=local, **{REHEARSAL_LOCAL_DATABASE: "1"}))
+    assert settings.database_url == local
+    staging_db = cloud_env("production", DATABASE_URL=STAGING_DB, **{REHEARSAL_LOCAL_DATABASE: "1"})
+    assert "mv-os-db-staging" in str(config_error(staging_db))  # the switch lifts the local rule only

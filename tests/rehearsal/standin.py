@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from mv_os.policy import REHEARSAL_LOCAL_DATABASE
 from scripts.release.apprunner import FAILURES, DeployError, DeployFailed, ServiceState
 from scripts.release.summary import log_group
 from tests.rehearsal.network import Forwarder, tcp_to
@@ -145,6 +146,8 @@ class LocalAppRunner:
             env[var] = self.secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
         port = free_port()
         env.update(PORT=str(port), BIND_HOST="127.0.0.1", PYTHONPATH=str(tree_dir / "backend"))
+        # Production here runs on this machine, so its database is local; only the stand-in says so.
+        env[REHEARSAL_LOCAL_DATABASE] = "1"
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         log = self.workdir / f"{service.name}-{operation}.log"
         with log.open("w") as out:

@@ -1,6 +1,7 @@
 """The short rehearsal inside `nox -s tests`: the first scenarios of `nox -s rehearse` (a feature branch refused;
-develop -> staging deploys, smoke-tests and records), on moto, the App Runner stand-in running
-the image's real start command behind HTTPS, and real PostgreSQL.  `nox -s rehearse` plays the whole history."""
+develop -> staging deploys, smoke-tests and records; develop -> main promotes it to production), on moto, the App
+Runner stand-in running the image's real start command behind HTTPS, and real PostgreSQL.  `nox -s rehearse`
+plays the whole history."""
 
 from __future__ import annotations
 

@@ -322,3 +322,17 @@ def test_unusable_credentials_fail_closed(repo, staging, aws_env):
         result = gates.secrets_in_namespace(ctx)
     assert not result.ok
     assert "credentials are missing or unusable" in result.reason
+
+
+def test_the_rehearsal_switch_is_never_sent_to_a_service(repo, staging):
+    """Only the rehearsal's stand-in may let production use a local database; the engine refuses to send it."""
+    from mv_os.policy import REHEARSAL_LOCAL_DATABASE
+
+    assert gates.REHEARSAL_LOCAL_DATABASE == REHEARSAL_LOCAL_DATABASE
+    ctx = _built(staging, repo)
+    ctx.request["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["RuntimeEnvironmentVariables"][
+        REHEARSAL_LOCAL_DATABASE
+    ] = "1"
+    result = gates.check_request(staging, ctx.request, ctx.image)
+    assert not result.ok
+    assert REHEARSAL_LOCAL_DATABASE in result.reason
