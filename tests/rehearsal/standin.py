@@ -22,8 +22,9 @@ from typing import Any
 
 import requests
 
-from scripts.release.apprunner import FAILURES, DeployError, DeployFailed, ServiceState
 from scripts.release.summary import log_group
+from scripts.release.targets.apprunner import FAILURES, AppRunnerShape, from_describe
+from scripts.release.targets.base import DeployError, DeployFailed, ServiceState
 from tests.rehearsal.network import Forwarder, tcp_to
 from tests.support.servers import free_port
 
@@ -66,7 +67,7 @@ class Service:
         return f"https://127.0.0.1:{self.front.port}"
 
 
-class LocalAppRunner:
+class LocalAppRunner(AppRunnerShape):
     def __init__(self, images: Path, secretsmanager, logs, tls, account: str, region: str, workdir: Path):
         self.images, self.secretsmanager, self.logs = images, secretsmanager, logs
         self.tls, self.account, self.region, self.workdir = tls, account, region, workdir
@@ -92,7 +93,7 @@ class LocalAppRunner:
     # -- DeployTarget ---------------------------------------------------------------------------------------------
     def describe(self, service_name: str) -> ServiceState:
         s = self.services[service_name]
-        return ServiceState.from_describe(
+        return from_describe(
             {
                 "ServiceArn": s.arn,
                 "ServiceName": s.name,
@@ -130,7 +131,7 @@ class LocalAppRunner:
         if status is None:
             raise DeployError(f"operation {operation_id} is unknown")
         if status in FAILURES:
-            raise DeployFailed(status, operation_id)
+            raise DeployFailed(status, operation_id, FAILURES[status])
 
     # -- the deployment -------------------------------------------------------------------------------------------
     def _deploy(self, service: Service, image: str, configuration: dict[str, Any]) -> str:

@@ -27,8 +27,8 @@ import yaml
 
 from mv_os.localdb import drop_database, ensure_database
 from scripts.release import cli, environments, flows
-from scripts.release.apprunner import DeployError
 from scripts.release.gates import Aws
+from scripts.release.targets.base import DeployError
 from tests.rehearsal.network import Forwarder, make_ca, tls_context, unix_to
 from tests.rehearsal.standin import LocalAppRunner
 from tests.support.databases import admin_url

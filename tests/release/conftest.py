@@ -19,9 +19,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from scripts.release.apprunner import AppRunnerTarget
 from scripts.release.environments import load
 from scripts.release.gates import Aws, Context
+from scripts.release.targets.apprunner import AppRunnerTarget
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
