@@ -7,8 +7,8 @@ Settings are validated here, before any worker starts, so a config error stops s
 names the variable.
 
 The worker model is gevent (docs/decisions/0019-gevent-workers.md): a request waiting for its commit, or for
-Meta, is a greenlet waiting on a socket, not a thread holding the GIL, so the group commit fills up and a hanging
-Meta ties up nothing.  gthread stays available (GUNICORN_WORKER_CLASS=gthread) as the fallback."""
+Meta, is a greenlet waiting on a socket, not a thread holding the GIL, so the group commit fills up and a
+hanging Meta ties up nothing.  gthread stays available (GUNICORN_WORKER_CLASS=gthread) as the fallback."""
 
 import os
 import sys

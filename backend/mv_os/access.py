@@ -11,10 +11,9 @@ import uuid
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_log = logging.getLogger("mv_os.access")
 # An accepted webhook delivery is logged at DEBUG, every other answer at INFO
-# (docs/decisions/0012-access-log-and-redaction.md): in a storm the line cost a quarter of the webhook throughput,
-# and each delivery is recorded anyway -- in webhook_payloads (exact bytes, first/last received, deliveries), in
-# the processor's INFO line per batch, and in App Runner's request metrics.  Refused, failed and every
-# non-webhook request keep their INFO line.
+# (docs/decisions/0012-access-log-and-redaction.md): in a storm the line is a large share of a webhook's cost,
+# and each delivery is recorded anyway -- in webhook_payloads, in the processor's INFO line per batch, and in
+# App Runner's request metrics.  Refused, failed and every non-webhook request keep their INFO line.
 QUIET = ("POST", "/webhooks/whatsapp", 200)
 
 

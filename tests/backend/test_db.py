@@ -19,6 +19,7 @@ from tests.support.databases import admin_url
 SEED_URL = "postgresql://postgres:postgres@localhost:5432/mv_os?schema=public"
 
 
+@pytest.mark.unit
 def test_seed_url_is_accepted_and_schema_becomes_search_path():
     params = db.connect_params(SEED_URL)
     assert params == {
@@ -46,6 +47,7 @@ def test_schema_parameter_is_applied_on_a_real_connection(migrated_url):
         database.close_all()
 
 
+@pytest.mark.unit
 def test_schema_must_be_an_identifier():
     with pytest.raises(ValueError, match="schema"):
         db.connect_params("postgresql://localhost/mv_os?schema=public;drop")
@@ -194,6 +196,7 @@ def test_migrate_check_lists_pending(fresh_db):
     assert "pending" not in again.output
 
 
+@pytest.mark.unit
 def test_with_database_keeps_the_socket_query():
     url = "postgresql://postgres:@/postgres?host=/tmp/sock"
     assert with_database(url, "other") == "postgresql://postgres:@/other?host=/tmp/sock"

@@ -42,12 +42,14 @@ def config_error(environ: dict[str, str]) -> ConfigError:
     return info.value
 
 
+@pytest.mark.unit
 def test_unset_node_env_is_local_with_mocks():
     settings = Settings.from_env({"DATABASE_URL": "postgresql://postgres@localhost/mv_os"})
     assert settings.environment is Environment.LOCAL
     assert settings.jwt_audience == "mv-os-local"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", ["prod", "Production", "dev", "stagging", "test"])
 def test_node_env_typo_is_refused_naming_variable_and_allowed_values(value):
     err = config_error({"NODE_ENV": value, "DATABASE_URL": "postgresql://localhost/mv_os"})
@@ -55,6 +57,7 @@ def test_node_env_typo_is_refused_naming_variable_and_allowed_values(value):
     assert "local, staging, production" in str(err)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_valid_cloud_settings_load(env):
     settings = Settings.from_env(cloud_env(env))
@@ -62,6 +65,7 @@ def test_valid_cloud_settings_load(env):
     assert settings.jwt_audience == f"mv-os-{env}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("env", ["staging", "production"])
 @pytest.mark.parametrize(
     "variable",
@@ -80,6 +84,7 @@ def test_cloud_requires_each_secret(env, variable):
     assert "required" in str(err)
 
 
+@pytest.mark.unit
 def test_short_jwt_secret_is_refused_without_printing_it():
     err = config_error(cloud_env("production", JWT_SECRET="tooShortButRandom-7f3a"))
     assert err.variable == "JWT_SECRET"
@@ -87,6 +92,7 @@ def test_short_jwt_secret_is_refused_without_printing_it():
     assert "tooShortButRandom" not in str(err)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "value",
     [
@@ -102,6 +108,7 @@ def test_placeholder_jwt_secret_is_refused(value):
     assert "placeholder" in str(err)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_the_committed_templates_never_start_a_cloud_environment(env):
     values = {k: v for k, v in dotenv_values(ROOT / f"env/backend.env.{env}.example").items() if v}
@@ -110,6 +117,7 @@ def test_the_committed_templates_never_start_a_cloud_environment(env):
     assert "placeholder" in str(err)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("env", "url", "needle"),
     [
@@ -130,6 +138,7 @@ def test_cross_environment_database_guard(env, url, needle):
     assert "s3cr3t-pw" not in str(err)
 
 
+@pytest.mark.unit
 def test_staging_accepts_its_own_database():
     assert Settings.from_env(cloud_env("staging", DATABASE_URL=STAGING_DB)).database_url == STAGING_DB
 
@@ -151,18 +160,21 @@ def test_local_ignores_real_credentials_and_says_so_once(migrated_url, caplog):
     assert "EAAGreal-token-value-123" not in warnings[0]
 
 
+@pytest.mark.unit
 def test_password_hash_method_defaults_to_werkzeugs_scrypt():
     local = Settings.from_env({"DATABASE_URL": "postgresql://localhost/mv_os"})
     for settings in (local, Settings.from_env(cloud_env("production"))):
         assert settings.password_hash_method == "scrypt"  # pragma: allowlist secret (werkzeug's default method)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", ["scrypt:1024:8:1", "scrypt:4096:8:2", "scrypt"])
 def test_local_accepts_cheaper_scrypt_parameters(value):
     environ = {"DATABASE_URL": "postgresql://localhost/mv_os", "PASSWORD_HASH_METHOD": value}
     assert Settings.from_env(environ).password_hash_method == value
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("env", ["staging", "production"])
 @pytest.mark.parametrize("value", ["scrypt:1024:8:1", "scrypt"])
 def test_staging_and_production_refuse_password_hash_method(env, value):
@@ -173,6 +185,7 @@ def test_staging_and_production_refuse_password_hash_method(env, value):
     assert "1024" not in str(err)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "value", ["pbkdf2:sha256", "plain", "scrypt:1000:8:1", "scrypt:512:8:1", "scrypt:65536:8:1", "scrypt:1024:0:1"]
 )
@@ -181,6 +194,7 @@ def test_local_refuses_unusable_password_hash_methods(value):
     assert err.variable == "PASSWORD_HASH_METHOD"
 
 
+@pytest.mark.unit
 def test_placeholder_detector_leaves_real_values_alone():
     assert not is_placeholder(REAL_JWT)
     assert not is_placeholder(STAGING_DB)
@@ -219,6 +233,7 @@ def test_entry_points_exit_with_one_line_naming_the_variable(migrated_url, overr
             assert secret not in result.stderr + result.stdout
 
 
+@pytest.mark.unit
 def test_repo_root_layout_matches_the_seed():
     for name in ("backend", "frontend", "env", "scripts", "noxfile.py", "docker-compose.yml", "README.md"):
         assert (ROOT / name).exists(), name

@@ -10,9 +10,8 @@ from playwright.sync_api import Page, expect
 
 from mv_os.frontend import build_config
 from mv_os.settings import Environment, Settings
+from tests.support.browser import log_in, reset_database, screenshot, server_env, start_server
 from tests.support.servers import LiveServer
-
-from .conftest import log_in, reset_database, screenshot, server_env, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -16,9 +16,8 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from mv_os.settings import Settings
-from tests.support.servers import LiveServer
-
-from .conftest import DEMO_EMAIL, POLL_MS, ROOT, log_in, message_row, replay, screenshot
+from tests.support.browser import DEMO_EMAIL, POLL_MS, log_in, message_row, replay, screenshot
+from tests.support.servers import ROOT, LiveServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

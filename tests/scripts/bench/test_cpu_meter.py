@@ -1,6 +1,5 @@
-"""`nox -s bench` prints the CPU each wrk request cost the server (and PostgreSQL);
-docs/journal/performance-2026.md's "where the time goes" rests on that figure, so the meter behind it must count
-a server's worker processes' CPU."""
+"""`nox -s bench` prints the CPU each wrk request cost the server (and PostgreSQL); docs/performance.md's current
+figures rest on it, so the meter behind it must count a server's worker processes' CPU."""
 
 from __future__ import annotations
 
