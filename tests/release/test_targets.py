@@ -122,13 +122,19 @@ def _on_main_validated(repo, digest):
     repo.git("merge", "-q", "--no-ff", "-m", "Merge develop", "develop")
 
 
-def test_production_on_ecs_a_rollback_by_ecs_is_a_failed_deploy(world, repo, production, clock):
+def _production_on_ecs_deploys_new(world, repo, production):
+    """Production on ECS Express, running the old build; main holds a tree staging validated with the new one;
+    the deploy's update is expected (deployment of revision 2)."""
     env = on_ecs(production)
     create_secrets(env)
     _on_main_validated(repo, world["new"])
-    stub = world["stub"]
-    expect_express(stub, env, digest=world["old"])
-    expect_update(stub, env, image_ref(world["new"]), 2, _update_shape(env, world["new"]))
+    expect_express(world["stub"], env, digest=world["old"])
+    expect_update(world["stub"], env, image_ref(world["new"]), 2, _update_shape(env, world["new"]))
+    return env, world["stub"]
+
+
+def test_production_on_ecs_a_rollback_by_ecs_is_a_failed_deploy(world, repo, production, clock):
+    env, stub = _production_on_ecs_deploys_new(world, repo, production)
     expect_deployment(stub, env, 2, "IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL")
     lines: list[str] = []
     aws = aws_clients(express_target(world["client"], clock, env))
@@ -138,12 +144,7 @@ def test_production_on_ecs_a_rollback_by_ecs_is_a_failed_deploy(world, repo, pro
 
 
 def test_production_on_ecs_smoke_failure_rolls_back_to_the_previous_digest(world, repo, production, clock):
-    env = on_ecs(production)
-    create_secrets(env)
-    _on_main_validated(repo, world["new"])
-    stub = world["stub"]
-    expect_express(stub, env, digest=world["old"])
-    expect_update(stub, env, image_ref(world["new"]), 2, _update_shape(env, world["new"]))
+    env, stub = _production_on_ecs_deploys_new(world, repo, production)
     expect_deployment(stub, env, 2, "SUCCESSFUL")
     back = {"serviceArn": ecs_arn(env), "primaryContainer": {**ANY_CONTAINER, "image": image_ref(world["old"])}}
     expect_update(stub, env, image_ref(world["old"]), 3, back)
