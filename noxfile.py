@@ -97,7 +97,8 @@ def tests(session: nox.Session) -> None:
 
     Runs on three xdist workers (each with its own database; about a sixth of a run on two cores is waiting on
     servers starting and stopping and on the timeouts under test, which a third worker fills).  Extra arguments
-    replace that and go to pytest, e.g. `nox -s tests -- -k auth -x` (or `-- -q -n auto` on a bigger machine).
+    replace that and go to pytest, e.g. `nox -s tests -- -k auth -x` (or `-- -q -n auto` on a bigger machine);
+    `nox -s tests -- -m unit` is the fast lane (pure tests: no database, no server).
     The browser tests (tests/e2e) run too when Chromium is installed; without it they are deselected with a
     warning, except under CI=true, where they run and fail (a CI run never passes without them)."""
     _install(session, "test")
@@ -136,12 +137,14 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Static checks: ruff, import-linter, zizmor, workflow schema, hadolint, secrets, YAML/TOML, lock files."""
+    """Static checks: ruff, import-linter, zizmor, workflow schema, hadolint, cfn-lint, secrets, YAML/TOML, locks."""
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("lint-imports")
     _pipeline_checks(session)
+    templates = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "infra" / "cloudformation").glob("*.yaml"))
+    session.run("cfn-lint", *templates)
     session.run("python", "scripts/lockfiles.py", "check")
 
 
@@ -238,6 +241,30 @@ def rollback(session: nox.Session) -> None:
     _release_impl(session, "rollback")
 
 
+INFRA_USAGE = (
+    "Usage: nox -s infra -- plan staging|production|shared [--image <repo>@sha256:<digest>] | "
+    "apply staging|production|shared <change-set> [--allow-replace <LogicalId>] | "
+    "diff staging|production|shared --base <commit> | iam [--check]"
+)
+
+
+@nox.session(default=False)
+def infra(session: nox.Session) -> None:
+    """The AWS side as CloudFormation change sets: `plan <target>` shows one and changes nothing, `apply <target>
+    <change-set>` executes only that reviewed plan, `diff <target> --base <commit>` is the offline plan of a pull
+    request; `iam` renders infra/iam from the shared template.
+
+    Targets: staging, production, shared.  docs/aws-setup.md takes an empty account to a first deploy."""
+    args = list(session.posargs)
+    targets = ("staging", "production", "shared")
+    if not args or args[0] not in ("plan", "apply", "diff", "iam"):
+        session.error(INFRA_USAGE)
+    if args[0] != "iam" and (len(args) < 2 or args[1] not in targets or (args[0] == "apply" and len(args) < 3)):
+        session.error(INFRA_USAGE)
+    _install(session, "release")
+    session.run("python", "-m", "scripts.infra", *args)
+
+
 @nox.session(name="validated-digest", default=False)
 def validated_digest(session: nox.Session) -> None:
     """Print `<repo>@sha256:...` that staging validated for HEAD's tree (what production deploys).
@@ -252,6 +279,21 @@ def audit(session: nox.Session) -> None:
 
     `nox -s audit [-- --values]` (--values compares salted fingerprints of secret values, never values)."""
     _release_impl(session, "audit")
+
+
+@nox.session(default=False)
+def status(session: nox.Session) -> None:
+    """What runs on staging and production, develop's commits production lacks, and the promotion verdict.
+
+    `nox -s status [-- --json|--markdown]`; read-only (the production plan role's reads, docs/release.md)."""
+    from scripts.release.usage import check
+
+    problem = check("status", list(session.posargs))
+    if problem:
+        session.error(problem)
+    _install(session, "release")
+    _keep_bytecode(session)  # a person waits for it: never compile boto3 from source on every run
+    session.run("python", "-m", "scripts.release.status", *session.posargs)
 
 
 @nox.session(default=False)

@@ -12,6 +12,7 @@ USAGE = {
     "rollback": "Usage: nox -s rollback -- staging|production [--to sha256:<digest>]",
     "validated-digest": "Usage: nox -s validated-digest -- staging|production",
     "audit": "Usage: nox -s audit [-- --values]",
+    "status": "Usage: nox -s status [-- --json|--markdown]",
 }
 # The environments each command takes as its first argument.
 COMMAND_ENVS = {"record": ("staging",), "audit": ()}
@@ -24,6 +25,8 @@ def check(command: str, args: list[str]) -> str | None:
     allowed = COMMAND_ENVS.get(command, ENVS)
     if command == "audit":
         return None if args in ([], ["--values"]) else USAGE[command]
+    if command == "status":
+        return None if args in ([], ["--json"], ["--markdown"]) else USAGE[command]
     if not args or args[0] not in allowed:
         return USAGE[command]
     if command in NEEDS_IMAGE and "--image" not in args and not any(a.startswith("--image=") for a in args):

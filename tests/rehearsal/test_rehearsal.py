@@ -35,11 +35,13 @@ def test_the_rehearsal_takes_its_steps_from_the_workflow_files():
         ("deploy", "validated-digest"),
         ("deploy", "build"),
         ("deploy", "deploy"),
+        ("deploy", "status"),
         ("record", "record"),
     ]
     assert workflow_steps(workflows / "deploy-production.yml") == [
         ("gate", "validated-digest"),
         ("gate", "plan"),
+        ("gate", "status"),
         ("deploy", "validated-digest"),
         ("deploy", "deploy"),
     ]

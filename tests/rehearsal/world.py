@@ -26,7 +26,7 @@ import boto3
 import yaml
 
 from mv_os.localdb import drop_database, ensure_database
-from scripts.release import cli, environments, flows
+from scripts.release import cli, environments, flows, status
 from scripts.release.gates import Aws
 from scripts.release.targets.base import DeployError
 from tests.rehearsal.network import Forwarder, make_ca, tls_context, unix_to
@@ -224,6 +224,7 @@ class World:
             (flows, "connect"): lambda env: (self.aws, ""),
             (cli, "deployable"): partial(environments.deployable, path=path),
             (cli, "budget"): partial(environments.budget, path=path),
+            (status, "load"): partial(environments.load, path),
         }
         saved = {key: getattr(*key) for key in patches}
         try:
@@ -231,7 +232,10 @@ class World:
                 setattr(module, name, value)
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
                 try:
-                    code = cli.main(list(argv), repo=self.clone)
+                    if argv[0] == "status":  # its own module: read-only, no environment argument
+                        code = status.main(list(argv[1:]), repo=self.clone)
+                    else:
+                        code = cli.main(list(argv), repo=self.clone)
                 except DeployError as exc:
                     print(f"engine error: {exc}")
                     code = 1
@@ -285,5 +289,7 @@ class World:
         if step == "rollback":
             to = ["--to", inputs["to"]] if inputs.get("to") else []
             return self.engine(run, "rollback", env, *to)[0]
+        if step == "status":
+            return self.engine(run, "status", "--markdown")[0]
         run.lines.append(f"the rehearsal does not know step {step!r} of job {job}")
         return 1

@@ -1,14 +1,23 @@
-"""The ECS Express Mode IAM documents in infra/iam (deploy-ecs-<env> beside each deploy role's App Runner policy,
-ecs-execution-<env> for the tasks), evaluated like tests/release/test_iam.py and derived from the cluster, roles
-and service names in env/environments.toml, so the policies follow the definition file."""
+"""The ECS Express Mode IAM documents in infra/ecs-express (deploy-ecs-<env> for each deploy role, ecs-execution-<env>
+for the tasks), evaluated like tests/release/test_iam.py and derived from the cluster, roles and service names in
+env/environments.toml, so the policies follow the definition file."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from tests.release.test_iam import ACC, ENVS, PRODUCTION_SECRETS, REGION, STAGING_SECRETS, allowed, doc
+from tests.release.test_iam import ACC, ENVS, PRODUCTION_SECRETS, REGION, STAGING_SECRETS, allowed
+
+DOCS = Path(__file__).resolve().parents[2] / "infra" / "ecs-express"
 
 OTHER = {"staging": "production", "production": "staging"}
+
+
+def doc(name: str) -> dict:
+    return json.loads((DOCS / name).read_text())
 
 
 def ecs(env: str) -> dict[str, str]:

@@ -31,6 +31,15 @@ THROTTLING = frozenset(
         "SlowDown",
     }
 )
+# Variables the engine itself sets on every deploy (besides the environment's own `variables`).
+ENGINE_VARIABLES = (
+    "NODE_ENV",
+    "GIT_SHA",
+    "IMAGE_DIGEST",
+    "PUBLIC_BASE_URL",
+    "MV_OS_PREVIOUS_IMAGE",
+    "MV_OS_PREVIOUS_GIT_SHA",
+)
 # The engine's own words for a service's state, whatever the target calls it.
 RUNNING = "RUNNING"
 BUSY = "OPERATION_IN_PROGRESS"

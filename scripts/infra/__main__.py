@@ -1,0 +1,5 @@
+import sys
+
+from scripts.infra.cli import main
+
+sys.exit(main())
