@@ -113,6 +113,22 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *args)
 
 
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """Long webhook fuzzing: tests/backend/webhooks/test_fuzz.py with EXAMPLES signed bodies per property.
+
+    `nox -s fuzz -- [EXAMPLES]` (default 3400: three properties, over 10,000 signed malformed bodies).  Every
+    answer must be 200 or 400, every archived payload processed without an error, then processed once more
+    (a replay).  The default suite runs the same properties with 100 examples each."""
+    examples = session.posargs[0] if session.posargs else "3400"
+    if len(session.posargs) > 1 or not examples.isdigit() or int(examples) < 1:
+        session.error("Usage: nox -s fuzz -- [EXAMPLES_PER_PROPERTY]  (e.g. nox -s fuzz -- 3400)")
+    _install(session, "test")
+    _test_env(session)
+    session.env["MV_OS_FUZZ_EXAMPLES"] = examples
+    session.run("pytest", "tests/backend/webhooks/test_fuzz.py", "-q", "-s", "-p", "no:xdist")
+
+
 # tests/e2e/conftest.py picks the browser: MV_OS_CHROMIUM, else Debian's headless shell, else its full Chromium.
 CHROMIUMS = (
     [os.environ["MV_OS_CHROMIUM"]]

@@ -6,8 +6,10 @@ import logging
 import time
 
 from flask import Flask, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from mv_os import MAX_CONTENT_LENGTH, access, db
+from mv_os.meta.values import loads_strict
 from mv_os.settings import Settings, load_or_exit
 
 log = logging.getLogger("mv_os")
@@ -15,9 +17,10 @@ log = logging.getLogger("mv_os")
 
 def create_app(settings: Settings | None = None) -> Flask:
     from mv_os import frontend, logging_setup
-    from mv_os.api import auth, conversations, health, messages
+    from mv_os.api import RowId, auth, conversations, health, messages
     from mv_os.cli import register_cli
     from mv_os.errors import register_error_handlers
+    from mv_os.headers import SecurityHeaders
     from mv_os.providers import registry
     from mv_os.webhooks import processor as webhook_processor
     from mv_os.webhooks import whatsapp as whatsapp_webhooks
@@ -35,7 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("mv_os", static_folder=None)  # the package: app.name and app.logger are `mv_os`
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
+    app.url_map.converters["id"] = RowId
 
     db.bind(settings.database_url, settings.db_max_connections)
 
@@ -51,7 +56,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_cli(app)
     # The usual Meta delivery is answered in front of Flask, by the same code (webhooks/fastpath.py).
     app.wsgi_app = WebhookFastPath(app, app.wsgi_app)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, hsts=settings.environment.deployed)
     return app
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Request bodies are JSON as RFC 8259 defines it: `NaN` and `Infinity` are refused like any invalid JSON."""
+
+    def loads(self, s, **kwargs):
+        return loads_strict(s)
 
 
 def _register_request_hooks(app: Flask) -> None:

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
+import threading
 
 import jwt
 from flask import current_app, g, has_app_context, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from mv_os.api import MAX_ID
 from mv_os.concurrency import off_loop
 from mv_os.errors import ApiError
 from mv_os.models import User
 from mv_os.settings import DEFAULT_PASSWORD_HASH_METHOD
 
 ISSUER = "mv-os"
+_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,9}")
 ALGORITHMS = ["HS256"]  # hard-coded: never taken from the token header
 
 
@@ -40,10 +44,27 @@ def _dummy_hash(method: str) -> str:
     return off_loop(generate_password_hash, "mv-os-timing-equalizer", method=method)
 
 
+# Password hashes computed at once per worker process, and how long a login waits for a turn: with 0.1 s of CPU
+# per hash, a login flood would otherwise take every core and starve webhook ingestion (docs/security.md).
+HASH_SLOTS = 1
+HASH_WAIT_SECONDS = 10.0
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+
+
+def _bounded(fn, /, *args, **kwargs):
+    """`fn` (a scrypt call) when one of this worker's HASH_SLOTS is free, else 503 after HASH_WAIT_SECONDS."""
+    if not _hash_slots.acquire(timeout=HASH_WAIT_SECONDS):
+        raise ApiError(503, "busy", "Too many logins at once; try again in a moment.", retry_after=1)
+    try:
+        return off_loop(fn, *args, **kwargs)
+    finally:
+        _hash_slots.release()
+
+
 def hash_password(password: str, method: str | None = None) -> str:
     """scrypt with `method` (default: password_hash_method()); werkzeug stores the parameters in the hash.  The
     hashing runs on a thread of its own under gevent (concurrency.py), the method is read here (app context)."""
-    return off_loop(generate_password_hash, password, method=method or password_hash_method())
+    return _bounded(generate_password_hash, password, method=method or password_hash_method())
 
 
 def normalize_email(email: str) -> str:
@@ -53,10 +74,15 @@ def normalize_email(email: str) -> str:
 def authenticate(email: str, password: str) -> User | None:
     user = User.get_or_none(User.email == normalize_email(email))
     if user is None:
-        off_loop(check_password_hash, _dummy_hash(password_hash_method()), password)
+        _bounded(check_password_hash, _dummy_hash(password_hash_method()), password)
         return None
     # scrypt on a thread of its own (concurrency.py): under gevent a login would otherwise hold the worker 0.1 s.
-    return user if off_loop(check_password_hash, user.password_hash, password) else None
+    return user if _bounded(check_password_hash, user.password_hash, password) else None
+
+
+def end_sessions(user: User) -> None:
+    """Every token issued to `user` so far stops working (logout, password change)."""
+    User.update(token_version=User.token_version + 1).where(User.id == user.id).execute()
 
 
 def issue_token(user: User) -> dict:
@@ -66,6 +92,7 @@ def issue_token(user: User) -> dict:
         "iss": ISSUER,
         "aud": settings.jwt_audience,
         "sub": str(user.id),
+        "ver": user.token_version,  # logout and a password change bump it: every older token stops working
         "iat": now,
         "exp": now + dt.timedelta(seconds=settings.jwt_ttl_seconds),
     }
@@ -98,12 +125,12 @@ def require_auth(view):
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "A Bearer access token is required.")
         claims = verify_token(token.strip())
-        try:
-            user_id = int(claims["sub"])
-        except (TypeError, ValueError):
-            raise ApiError(401, "invalid_token", "The access token is not valid.") from None
-        user = User.get_or_none(User.id == user_id)
-        if user is None:
+        sub = claims["sub"]
+        # Only the form issue_token writes: " 1 ", "01", "+1" or "\u0661" never name user 1.
+        if not isinstance(sub, str) or not _CANONICAL_ID.fullmatch(sub) or int(sub) > MAX_ID:
+            raise ApiError(401, "invalid_token", "The access token is not valid.")
+        user = User.get_or_none(User.id == int(sub))
+        if user is None or claims.get("ver", 0) != user.token_version:
             raise ApiError(401, "invalid_token", "The access token is not valid.")
         g.user = user
         return view(*args, **kwargs)

@@ -105,5 +105,6 @@ def seed_demo() -> tuple[str, str]:
             create_user(email, password, "Demo operator")
         else:
             user.password_hash = hash_password(password)
+            user.token_version += 1  # a reset password ends the user's sessions
             user.save()
     return email, password

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
@@ -21,3 +24,35 @@ def connect_params(url: str) -> dict:
         options = str(params.get("options") or "")
         params["options"] = f"{options} -csearch_path={schema}".strip()
     return params
+
+
+def is_local_host(host: str) -> bool:
+    """Whether a libpq host names this machine: empty or a socket path, any `localhost` spelling, a loopback,
+    link-local or unspecified address in any notation libpq's resolver accepts (`127.1`, `0x7f000001`,
+    `::ffff:127.0.0.2`, `[::1]`)."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "" or host.startswith(("/", "@")) or host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        try:
+            address = ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_link_local or address.is_unspecified
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """What a DATABASE_URL points at, for the cross-environment guard (no password kept): every host of a
+    multi-host URL, `hostaddr` included, lower-cased."""
+
+    hosts: tuple[str, ...]
+    dbname: str
+
+    @property
+    def is_local(self) -> bool:
+        return any(is_local_host(host) for host in self.hosts)

@@ -63,7 +63,10 @@ def _code_for(exc: HTTPException) -> str:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        if "retry_after" in exc.extra:  # 429 and 503 that know when to come back
+            response[0].headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

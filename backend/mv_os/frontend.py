@@ -153,9 +153,7 @@ def _state() -> dict:
 
 @bp.after_request
 def _headers(response):
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY  # the rest: headers.py
     response.headers.setdefault("Cache-Control", "no-cache")  # revalidate (ETag): a deploy shows at once
     return response
 

@@ -41,6 +41,7 @@ class User(BaseModel):
     password_hash = CharField(max_length=255)
     display_name = CharField(max_length=200, default="")
     created_at = DateTimeTZField(default=utcnow)
+    token_version = IntegerField(default=0)  # in every token; bumped by logout and a password change
 
     class Meta:
         table_name = "users"
@@ -92,6 +93,7 @@ class Message(BaseModel):
     error_code = CharField(max_length=32, null=True)
     error_title = TextField(null=True)
     sent_at = DateTimeTZField(default=utcnow)  # provider timestamp for inbound, creation time for outbound
+    idempotency_key = TextField(null=True)  # outbound: the sender's Idempotency-Key, unique per conversation
     created_at = DateTimeTZField(default=utcnow)
     updated_at = DateTimeTZField(default=utcnow)
 

@@ -34,6 +34,10 @@ CLOUD_CREDENTIALS = (
 )
 _STAGING_DB = r"mv-os-db-staging"
 _PRODUCTION_DB = r"mv-os-db(?!-staging)"
+# A deployed secret's minimum length in UTF-8 bytes, and how many different characters it must use (a random
+# 16-character value uses 12 or more; "aaaaaaaaaaaaaaaa" or "abababab..." is refused).
+CLOUD_MIN_BYTES = MappingProxyType({"JWT_SECRET": 32, "WHATSAPP_APP_SECRET": 16, "WHATSAPP_VERIFY_TOKEN": 16})
+MIN_DISTINCT_CHARACTERS = 8
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class RefusedDatabase:
     reason: str
 
     def matches(self, host: str, dbname: str) -> bool:
-        return re.search(self.pattern, f"{host} {dbname}") is not None
+        return re.search(self.pattern, f"{host} {dbname}", re.IGNORECASE) is not None
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,14 @@ class Policy:
     required: tuple[str, ...] = ()  # variables that must be set
     refused_values: tuple[str, ...] = ()  # patterns no credential (nor DATABASE_URL) may match
     min_bytes: Mapping[str, int] = field(default_factory=dict)  # a secret's minimum length, per variable
+    min_distinct: int = 0  # characters a secret in `min_bytes` must use at least (a crude entropy floor)
+    refuse_committed: bool = False  # refuse any credential whose fingerprint is in `committed.FINGERPRINTS`
     refused_databases: tuple[RefusedDatabase, ...] = ()
     refuse_local_database: bool = False
     ignored_credentials: tuple[str, ...] = ()  # present in the environment but never used here
     password_hash_override: bool = False  # PASSWORD_HASH_METHOD accepted (the test suite's cheap scrypt)
     poll_interval_ms: int = 5000  # the inbox's default refresh
+    proxy_hops: int = 0  # trusted proxies in front that append to X-Forwarded-For (App Runner's: 1)
 
 
 # What every cloud environment shares; its rows below add their own database rules.
@@ -67,7 +74,10 @@ _CLOUD = Policy(
     provider="whatsapp_cloud",
     required=CLOUD_CREDENTIALS,
     refused_values=(PLACEHOLDER,),
-    min_bytes=MappingProxyType({"JWT_SECRET": 32}),
+    min_bytes=CLOUD_MIN_BYTES,
+    min_distinct=MIN_DISTINCT_CHARACTERS,
+    refuse_committed=True,
+    proxy_hops=1,
 )
 
 POLICIES: Mapping[str, Policy] = MappingProxyType(

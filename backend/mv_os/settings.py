@@ -8,6 +8,7 @@ never its value.  Entry points turn that into exit code 2 through `load_or_exit(
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -15,7 +16,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from mv_os.dburl import connect_params
+from mv_os.committed import FINGERPRINTS
+from mv_os.dburl import DatabaseTarget, connect_params
 from mv_os.policy import DEFAULT_ENVIRONMENT, PLACEHOLDER, SECRET_VARIABLES, Environment, Policy
 
 __all__ = ["SECRET_VARIABLES", "ConfigError", "Environment", "Settings", "is_placeholder", "load_or_exit"]
@@ -64,33 +66,30 @@ def is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.search(value))
 
 
-@dataclass(frozen=True)
-class DatabaseTarget:
-    """What a DATABASE_URL points at, for the cross-environment guard (no password kept)."""
-
-    host: str
-    dbname: str
-
-    @property
-    def is_local(self) -> bool:
-        return self.host in ("", "localhost", "127.0.0.1", "::1") or self.host.startswith("/")
+def is_committed(value: str) -> bool:
+    """Whether `value` is one of the repository's own credential values (`committed.py`, by fingerprint)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32] in FINGERPRINTS
 
 
 def database_target(url: str) -> DatabaseTarget:
+    """The URL or keyword form, with `host=`/`hostaddr=` given in the query string or as keywords."""
     try:
         params = connect_params(url)
     except Exception:  # noqa: BLE001 - psycopg raises several types; the message may echo the URL
         raise ConfigError("DATABASE_URL", "is not a valid PostgreSQL connection URL") from None
-    return DatabaseTarget(host=str(params.get("host") or ""), dbname=str(params.get("dbname") or ""))
+    hosts = str(params.get("host") or "").split(",")  # no host: libpq's default, the local socket
+    if params.get("hostaddr"):
+        hosts += str(params["hostaddr"]).split(",")
+    return DatabaseTarget(hosts=tuple(h.strip().lower() for h in hosts), dbname=str(params.get("dbname") or ""))
 
 
 def _guard_database(policy: Policy, target: DatabaseTarget) -> None:
     """Staging and production never share a database, and local never touches either."""
     for rule in policy.refused_databases:
-        if rule.matches(target.host, target.dbname):
+        if any(rule.matches(host, target.dbname) for host in target.hosts):
             raise ConfigError("DATABASE_URL", rule.reason)
     if policy.refuse_local_database and target.is_local:
-        raise ConfigError("DATABASE_URL", "points at localhost from production")
+        raise ConfigError("DATABASE_URL", "points at this machine (localhost, loopback or link-local) from production")
 
 
 def _refused(policy: Policy, value: str) -> bool:
@@ -230,8 +229,14 @@ class Settings:
                 raise ConfigError(var, "still holds the template placeholder; set the real value")
             kwargs[attr] = value
         for var, minimum in policy.min_bytes.items():
-            if len(kwargs[_CREDENTIALS[var]].encode()) < minimum:
+            value = kwargs[_CREDENTIALS[var]]
+            if len(value.encode("utf-8", "surrogatepass")) < minimum:
                 raise ConfigError(var, f"must be at least {minimum} bytes")
+            if len(set(value)) < policy.min_distinct:
+                raise ConfigError(var, f"must use at least {policy.min_distinct} different characters (a random value)")
+        for var, attr in _CREDENTIALS.items():
+            if policy.refuse_committed and kwargs.get(attr) and is_committed(kwargs[attr]):
+                raise ConfigError(var, "holds a value committed to the repository; set this environment's own secret")
         if policy.deployed and not kwargs["whatsapp_phone_number_id"].isdigit():
             raise ConfigError("WHATSAPP_PHONE_NUMBER_ID", "must be the numeric phone number id")
         kwargs["ignored_credentials"] = tuple(v for v in policy.ignored_credentials if get(v) is not None)

@@ -1,6 +1,7 @@
 """Benchmark MV-OS webhook ingestion against a bare-Flask ceiling measured in the same run.
 
     nox -s bench -- [--duration 10] [--startup] [--suite]
+    nox -s bench -- --login-flood [--duration 15] [--runs 3]   (scripts/bench/login_flood.py)
     (or PYTHONPATH=backend:. python -m scripts.bench ...)
 
 1. A fresh database `mv_os_bench` on DATABASE_URL's server (else the embedded PostgreSQL), migrated.
@@ -33,6 +34,11 @@ from scripts.bench.servers import BENCH_DB, OUT, db_check, drop_database, prepar
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--login-flood"]:  # its own scenario and options: scripts/bench/login_flood.py
+        from scripts.bench import login_flood
+
+        return login_flood.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario (default 10)")

@@ -213,3 +213,40 @@ def test_seed_demo_refuses_outside_local(settings, env):
     assert "only runs in local" in result.output
     with app.app_context():
         assert User.select().count() == 0
+
+
+@pytest.mark.parametrize("sub", [" 1 ", "01", "+1", "1.0", "\u0661", "\uff11", "1\n", "99999999999", 1])
+def test_only_the_canonical_subject_names_a_user(client, user, settings, sub):
+    """issue_token writes str(user.id); any other spelling of the same number is a different (invalid) token."""
+    token = jwt.encode(_claims() | {"sub": sub}, settings.jwt_secret, algorithm="HS256")
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    canonical = jwt.encode(_claims(sub=str(user.id)), settings.jwt_secret, algorithm="HS256")
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {canonical}"}).status_code == 200
+
+
+def _login(client, user, password=DEMO_PASSWORD) -> dict:
+    response = client.post("/api/auth/login", json={"email": user.email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+
+def test_logout_ends_every_session_of_the_user(client, user):
+    phone, laptop = _login(client, user), _login(client, user)
+    assert client.post("/api/auth/logout", headers=laptop).status_code == 204
+    for session in (phone, laptop):
+        response = client.get("/api/me", headers=session)
+        assert response.status_code == 401
+        assert response.get_json()["error"]["code"] == "invalid_token"
+    assert client.get("/api/me", headers=_login(client, user)).status_code == 200  # a new login works
+
+
+def test_a_password_change_ends_every_session_and_the_old_password(client, user):
+    old_session = _login(client, user)
+    new = "another-long-password"  # pragma: allowlist secret (a test password)
+    body = {"current_password": DEMO_PASSWORD, "new_password": new}
+    assert client.post("/api/auth/password", json=body, headers=old_session).status_code == 204
+    assert client.get("/api/me", headers=old_session).status_code == 401
+    wrong = client.post("/api/auth/login", json={"email": user.email, "password": DEMO_PASSWORD})
+    assert wrong.status_code == 401
+    assert client.get("/api/me", headers=_login(client, user, new)).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,9 @@ from tests.support.servers import ROOT, backend_env
 STAGING_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db-staging.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
 # pragma: allowlist nextline secret (test value)
 PROD_DB = "postgresql://mvos:s3cr3t-pw@mv-os-db.abc123.eu-west-1.rds.amazonaws.com:5432/mv_os"
-REAL_JWT = "q9X2v7LmR4tP8wZ1yK6nB3cH5jD0fG2s"  # pragma: allowlist secret (test value); 32 bytes, random-looking
+USER_PW = "u:s3cr3t-pw"  # pragma: allowlist secret (test value; never in an error line)
+# Made per run: staging and production refuse any credential value committed to the repository.
+REAL_JWT = secrets.token_urlsafe(32)
 
 
 def cloud_env(env: str = "staging", **overrides: str) -> dict[str, str]:
@@ -27,9 +30,9 @@ def cloud_env(env: str = "staging", **overrides: str) -> dict[str, str]:
         "NODE_ENV": env,
         "DATABASE_URL": STAGING_DB if env == "staging" else PROD_DB,
         "JWT_SECRET": REAL_JWT,
-        "WHATSAPP_APP_SECRET": "5f0c2a9e7b1d4c3e8a6f0b2d4e6a8c0e",  # pragma: allowlist secret (test value)
-        "WHATSAPP_VERIFY_TOKEN": "vt-9d8c7b6a5f4e3d2c",
-        "WHATSAPP_ACCESS_TOKEN": "EAAGm0PX4ZCpsBAKZBZCz9ZBq7",
+        "WHATSAPP_APP_SECRET": secrets.token_hex(16),
+        "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
+        "WHATSAPP_ACCESS_TOKEN": "EAAG" + secrets.token_urlsafe(24),
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
     }
     base.update(overrides)
@@ -126,6 +129,39 @@ def test_the_committed_templates_never_start_a_cloud_environment(env):
         ("production", STAGING_DB, "staging database"),
         ("production", "postgresql://u:p@localhost:5432/mv_os", "localhost"),
         ("production", "postgresql://u:p@127.0.0.1:5432/mv_os", "localhost"),
+        ("staging", PROD_DB.replace("mv-os-db", "MV-OS-DB"), "production database"),
+        ("production", STAGING_DB.replace("mv-os-db-staging", "MV-OS-DB-STAGING"), "staging database"),
+        ("production", "postgresql://u:p@rds.example.com/mv_os?host=mv-os-db-staging.x.rds.example", "staging"),
+        (
+            "production",
+            f"postgresql://u:p@rds.example.com:5432,{STAGING_DB.split('@')[1].split('/')[0]}/mv_os",
+            "staging",
+        ),
+        ("production", "host=Mv-Os-Db-Staging.x.rds.example dbname=mv_os user=u password=s3cr3t-pw", "staging"),
+        ("local", "host=rds.example.com dbname=MV-OS-DB user=u password=s3cr3t-pw", "cloud database"),
+    ]
+    + [
+        ("production", f"postgresql://{USER_PW}@{host}:5432/mv_os", "this machine")
+        for host in (
+            "127.0.0.2",
+            "LOCALHOST",
+            "localhost.",
+            "app.localhost",
+            "[::1]",
+            "[::ffff:127.0.0.2]",
+            "169.254.169.254",
+            "[fe80::1]",
+            "0.0.0.0",
+            "127.1",
+            "2130706433",
+            "%2Ftmp%2Fpg",
+        )
+    ]
+    + [
+        ("production", f"postgresql://{USER_PW}@rds.example.com/mv_os?hostaddr=127.0.0.1", "this machine"),
+        ("production", f"postgresql://{USER_PW}@rds.example.com,localhost/mv_os", "this machine"),
+        ("production", "postgresql:///mv_os?host=/var/run/postgresql&password=s3cr3t-pw", "this machine"),
+        ("production", "host=127.0.0.3 dbname=mv_os password=s3cr3t-pw", "this machine"),
         ("local", PROD_DB, "cloud database"),
         ("local", STAGING_DB, "cloud database"),
     ],
@@ -136,6 +172,53 @@ def test_cross_environment_database_guard(env, url, needle):
     assert err.variable == "DATABASE_URL"
     assert needle in str(err)
     assert "s3cr3t-pw" not in str(err)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_no_secret_of_the_local_template_starts_a_cloud_environment(env):
+    """Each of the local template's secrets (and the demo password), in any credential variable, is refused with
+    a line that names the variable and not the value."""
+    local = dotenv_values(ROOT / "env/backend.env.local.example")
+    values = [local[name] for name in ("JWT_SECRET", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "DEMO_PASSWORD")]
+    for variable in ("JWT_SECRET", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN"):
+        for value in values:
+            err = config_error(cloud_env(env, **{variable: value}))
+            assert err.variable == variable
+            assert value not in str(err)
+    assert "committed" in str(config_error(cloud_env(env, JWT_SECRET=local["JWT_SECRET"])))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("WHATSAPP_APP_SECRET", "x", "16 bytes"),
+        ("WHATSAPP_APP_SECRET", "0123456789abcde", "16 bytes"),
+        ("WHATSAPP_VERIFY_TOKEN", "short-token", "16 bytes"),
+        ("WHATSAPP_APP_SECRET", "a" * 40, "different characters"),
+        ("WHATSAPP_VERIFY_TOKEN", "abababababababababab", "different characters"),
+        ("JWT_SECRET", "0" * 64, "different characters"),
+        ("JWT_SECRET", "local-development-jwt-secret-not-for-cloud-use", "committed to the repository"),
+        ("WHATSAPP_APP_SECRET", "local-app-secret", "committed to the repository"),
+        ("WHATSAPP_VERIFY_TOKEN", "local-verify-token", "committed to the repository"),
+    ],
+)
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_weak_or_committed_secrets_are_refused_by_name(env, variable, value, needle):
+    err = config_error(cloud_env(env, **{variable: value}))
+    assert err.variable == variable
+    assert needle in str(err)
+    assert value not in str(err)
+
+
+@pytest.mark.unit
+def test_the_shipped_fingerprints_are_those_of_the_committed_values():
+    """committed.py is regenerated from the tracked files: a newly committed secret cannot be missing from it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.committed_values", "check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.unit

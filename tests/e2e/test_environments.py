@@ -11,17 +11,14 @@ from playwright.sync_api import Page, expect
 from mv_os.frontend import build_config
 from mv_os.settings import Environment, Settings
 from tests.support.browser import log_in, reset_database, screenshot, server_env, start_server
-from tests.support.servers import LiveServer
+from tests.support.servers import LiveServer, cloud_credentials
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Real-looking (not template placeholders) but test-only staging credentials.
+# Test-only staging credentials, made per run (staging refuses values committed to the repository).
 STAGING = {
     "NODE_ENV": "staging",
-    "JWT_SECRET": "e2e-staging-signing-key-0123456789abcdef",  # pragma: allowlist secret (test value)
-    "WHATSAPP_APP_SECRET": "e2e-staging-app-key-1234",  # pragma: allowlist secret (test value)
-    "WHATSAPP_VERIFY_TOKEN": "e2e-staging-verify-5678",
-    "WHATSAPP_ACCESS_TOKEN": "e2e-staging-access-9012",
+    **cloud_credentials(),
     "WHATSAPP_PHONE_NUMBER_ID": "100000000000002",
     "MOCK_STATUS_WEBHOOKS": "0",
 }

@@ -212,6 +212,52 @@ def test_a_refused_send_shows_the_providers_reason_and_keeps_the_text(page: Page
     screenshot(page, "send-refused")
 
 
+def test_a_send_without_an_outcome_is_shown_and_sent_again_with_the_same_key(
+    page: Page, server: LiveServer, migrated_url: str
+):
+    """The API stores a message before it calls WhatsApp: when the call ends without an outcome the message is
+    listed as not sent yet, with the reason; sending the same text again reuses its Idempotency-Key."""
+    import psycopg
+
+    replay(server, INBOUND)
+    log_in(page, server)
+    conversation_link(page).click()
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        (conversation_id,) = conn.execute("SELECT id FROM conversations").fetchone()
+        conn.execute(
+            "INSERT INTO messages (conversation_id, direction, type, text, status, error_code, error_title, "
+            "idempotency_key, sent_at, created_at, updated_at) VALUES (%s, 'out', 'text', 'Frühere Nachricht', "
+            "'pending', 'provider_timeout', 'WhatsApp did not answer in time; sending again may deliver it twice.', "
+            "'earlier', now(), now(), now())",
+            (conversation_id,),
+        )
+    log = page.get_by_role("log", name=CONTACT)
+    expect(log.get_by_text("Not sent yet: WhatsApp did not answer in time")).to_be_visible(timeout=POLL_MS * 15)
+
+    keys: list[str | None] = []
+
+    def first_times_out(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            error = {"code": "provider_unavailable", "message": "WhatsApp did not answer in time."}
+            return route.fulfill(status=503, json={"error": error})
+        return route.continue_()
+
+    page.route(re.compile(r".*/api/conversations/\d+/messages$"), first_times_out)
+    composer = page.get_by_label(f"Message to {CONTACT}")
+    composer.fill("Bist du da?")
+    composer.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("Not sent: WhatsApp did not answer in time.")
+    expect(composer).to_have_value("Bist du da?")
+    composer.press("Enter")
+    expect(log.locator("li.message-out", has_text="Bist du da?")).to_have_count(1)
+    expect(composer).to_have_value("")
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    screenshot(page, "send-not-confirmed")
+
+
 def test_the_pages_pass_an_axe_accessibility_check(page: Page, server: LiveServer):
     """axe-core (WCAG 2 A/AA rules, including colour contrast) on the login, inbox and conversation screens."""
     axe = Axe()

@@ -45,6 +45,22 @@ def test_bodies_up_to_the_limit_are_accepted(server, size):
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize(("size", "status"), [(MAX_CONTENT_LENGTH, 200), (MAX_CONTENT_LENGTH + 1, 413)])
+def test_a_chunked_body_follows_the_same_limit(server, size, status):
+    """One rule for both framings: a chunked body of exactly the limit is accepted, one byte more is not."""
+    data = padded_body(size)
+    headers = signed_headers(SECRET, data)
+
+    def chunks():
+        for start in range(0, len(data), 256 * 1024):
+            yield data[start : start + 256 * 1024]
+
+    response = requests.post(server.url + "/webhooks/whatsapp", data=chunks(), headers=headers, timeout=30)
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+
+
 def test_one_byte_over_the_limit_is_413(server):
     data = padded_body(MAX_CONTENT_LENGTH + 1)
     headers = signed_headers(SECRET, data)

@@ -100,4 +100,6 @@ def test_hanging_meta_times_out_to_503_within_the_bound_and_frees_every_worker(s
         meta.close()
         server.kill()
     with db.database.connection_context():
-        assert Message.select().count() == 0  # nothing unsent is shown as sent
+        # Stored before the call, none shown as sent: each is pending, marked as not confirmed by Meta.
+        stored = [(m.status, m.wamid, m.error_code) for m in Message.select()]
+    assert stored == [("pending", None, "provider_timeout")] * 8

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,13 +23,23 @@ DEMO_PASSWORD = "correct horse battery staple"  # pragma: allowlist secret (test
 # test_settings.py prove that without the variable, and always in staging/production, passwords get
 # werkzeug's default scrypt parameters.
 TEST_PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # pragma: allowlist secret (a hash method name)
+
+
+def cloud_credentials() -> dict[str, str]:
+    """Random credentials for a staging or production app under test: staging and production refuse any value
+    committed to the repository (backend/mv_os/committed.py), so tests make theirs when they run."""
+    return {
+        "JWT_SECRET": secrets.token_urlsafe(32),
+        "WHATSAPP_APP_SECRET": secrets.token_hex(16),
+        "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
+        "WHATSAPP_ACCESS_TOKEN": "EAAG" + secrets.token_urlsafe(24),
+    }
+
+
 # A staging server's credentials (fake Meta behind WHATSAPP_API_BASE_URL), quick to give up on a send.
 STAGING_SECRETS = {
     "NODE_ENV": "staging",
-    "JWT_SECRET": "staging-test-jwt-secret-0123456789abcdef",  # pragma: allowlist secret (test value)
-    "WHATSAPP_APP_SECRET": "staging-test-app-secret-0123456789",  # pragma: allowlist secret (test value)
-    "WHATSAPP_VERIFY_TOKEN": "staging-test-verify-token",
-    "WHATSAPP_ACCESS_TOKEN": "staging-test-access-token",
+    **cloud_credentials(),
     "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
     "WHATSAPP_SEND_ATTEMPTS": "2",
     "WHATSAPP_RETRY_BACKOFF": "0.01",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, jsonify, request
 from peewee import JOIN, fn
 
@@ -13,19 +15,22 @@ bp = Blueprint("conversations", __name__, url_prefix="/api")
 MAX_PER_PAGE = 100
 
 
-def page_args(default_per_page: int = 50) -> tuple[int, int]:
-    def positive(name: str, default: int, maximum: int | None = None) -> int:
-        raw = request.args.get(name)
-        if raw is None:
-            return default
-        if not raw.isdigit() or int(raw) < 1:
-            raise ApiError(400, "invalid_request", f"`{name}` must be a positive whole number.")
-        value = int(raw)
-        if maximum is not None and value > maximum:
-            raise ApiError(400, "invalid_request", f"`{name}` must be at most {maximum}.")
-        return value
+MAX_PAGE = 1_000_000  # far beyond any inbox, and (page - 1) * per_page stays well inside a bigint
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,7}")  # ASCII digits only: str.isdigit() takes "²" and other scripts' digits
 
-    return positive("page", 1), positive("per_page", default_per_page, MAX_PER_PAGE)
+
+def page_args(default_per_page: int = 50) -> tuple[int, int]:
+    return query_int("page", 1, MAX_PAGE), query_int("per_page", default_per_page, MAX_PER_PAGE)
+
+
+def query_int(name: str, default: int, maximum: int) -> int:
+    """A query parameter holding a whole number from 1 to `maximum`, else 400 in the JSON error shape."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= maximum:
+        raise ApiError(400, "invalid_request", f"`{name}` must be a whole number from 1 to {maximum}.")
+    return int(raw)
 
 
 def page_json(items: list, page: int, per_page: int, has_more: bool) -> dict:
@@ -103,7 +108,7 @@ def _last_messages(conversation_ids: list[int]) -> dict[int, Message]:
     return {m.conversation_id: m for m in query}
 
 
-@bp.get("/conversations/<int:conversation_id>/messages")
+@bp.get("/conversations/<id:conversation_id>/messages")
 @require_auth
 def list_messages(conversation_id: int):
     if not Conversation.select().where(Conversation.id == conversation_id).exists():

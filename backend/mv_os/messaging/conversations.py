@@ -17,6 +17,10 @@ def store_inbound(messages: Sequence[InboundMessage], phone_number_id: str, reso
     """Create or move forward the conversations and insert the messages (new wamids only), in one statement
     whatever the number of messages.  Fixed SQL text with one array per column (prepared once per
     connection); text arrays go in binary (%b), so JSON's quotes need no array escaping."""
+    # A conversation is created only with its first message: a wamid already stored (or met earlier in this
+    # batch, from another sender, say) adds nothing, so it must not leave an empty conversation behind.  The
+    # caller holds every wamid's lock (inbound._lock_keys), so the check cannot race another processor.
+    messages = _new_wamids(messages)
     if not messages:
         return
     now = utcnow()
@@ -48,6 +52,17 @@ def store_inbound(messages: Sequence[InboundMessage], phone_number_id: str, reso
             *(list(column) for column in zip(*rows, strict=True)),
         ),
     )
+
+
+def _new_wamids(messages: Sequence[InboundMessage]) -> list[InboundMessage]:
+    first: dict[str, InboundMessage] = {}
+    for m in messages:
+        first.setdefault(m.wamid, m)
+    stored = {
+        row[0]
+        for row in database.execute_sql("SELECT wamid FROM messages WHERE wamid = ANY(%s)", (list(first),)).fetchall()
+    }
+    return [m for wamid, m in first.items() if wamid not in stored]
 
 
 def touch(conversation_id: int, at: dt.datetime) -> None:

@@ -44,6 +44,7 @@ def _lock_keys(parsed: Parsed) -> list[str]:
         for c in batch.contacts:
             keys += locks.contact_keys(c.wa_id, c.user_id)
         keys += (locks.wamid_key(r.wamid) for r in batch.receipts)
+        keys += (locks.wamid_key(m.wamid) for m in batch.messages)  # conversations.store_inbound's check
     return keys
 
 

@@ -7,11 +7,10 @@ Items keep their order in the body, which is the order they are stored in."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from mv_os.meta.values import as_dict, as_list, clean, clean_json, clean_str, parse_timestamp, text
+from mv_os.meta.values import as_dict, as_list, clean, clean_json, clean_str, loads_strict, parse_timestamp, text
 
 KNOWN_VALUE_KEYS = frozenset({"messaging_product", "metadata", "contacts", "messages", "statuses", "errors"})
 # Where the readable text of each known message type lives.
@@ -95,7 +94,7 @@ class Batch:
 def parse(body: bytes, default_phone_number_id: str = "") -> Batch:
     """A webhook body as a Batch; `default_phone_number_id` stands in for a change without `metadata`.
     Raises ValueError when the body is not JSON or not an object."""
-    payload = json.loads(body)
+    payload = loads_strict(body)
     if not isinstance(payload, dict):
         raise ValueError("a webhook body is a JSON object")
     return parse_payload(payload, default_phone_number_id)

@@ -10,6 +10,16 @@ import math
 MAX_DEPTH = 100
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_strict(data):
+    """`json.loads` without Python's extensions: `NaN`, `Infinity` and `-Infinity` raise ValueError, as any
+    other text that is not JSON (RFC 8259) does."""
+    return json.loads(data, parse_constant=_no_constant)
+
+
 def clean(value, depth: int = 0):
     """JSON that PostgreSQL accepts: no NUL characters, no lone surrogates, no NaN/Infinity."""
     if depth > MAX_DEPTH:

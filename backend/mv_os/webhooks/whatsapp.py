@@ -1,7 +1,7 @@
 """`/webhooks/whatsapp`: the one receiver for Meta's WhatsApp webhooks, the same in every environment.
 
 GET  -- the subscription handshake: `hub.mode=subscribe` and the right `hub.verify_token` -> 200 with
-        `hub.challenge` as text/plain; anything else -> 403.  No signature on GET.
+        `hub.challenge` as text/plain; anything else -> 403 in the JSON error shape.  No signature on GET.
 POST -- 1. over MAX_CONTENT_LENGTH -> 413, from Content-Length before reading (chunked: at the limit);
         2. X-Hub-Signature-256 over the raw bytes: missing -> 401, wrong -> 403;
         3. not JSON, or not an object -> 400;
@@ -13,14 +13,13 @@ POST -- 1. over MAX_CONTENT_LENGTH -> 413, from Content-Length before reading (c
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from mv_os.errors import ApiError
 from mv_os.meta.signing import HEADER, verify
+from mv_os.meta.values import loads_strict
 from mv_os.webhooks import intake, processor
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -36,7 +35,7 @@ def handshake():
     if mode == "subscribe" and challenge and len(challenge) <= 1024 and _same(token, settings.whatsapp_verify_token):
         return Response(challenge, status=200, mimetype="text/plain")
     log.warning("webhook handshake refused (mode=%r)", mode[:32])
-    return Response("forbidden", status=403, mimetype="text/plain")
+    raise ApiError(403, "verification_failed", "The webhook verification request was refused.")
 
 
 def _same(given: str, expected: str) -> bool:
@@ -44,20 +43,22 @@ def _same(given: str, expected: str) -> bool:
 
 
 def _read_body(limit: int) -> bytes:
-    """The raw bytes, at most `limit`.  With a Content-Length the answer is decided before reading; a chunked
-    body is read until it ends or passes the limit (werkzeug's stream raises 413 past it, where a plain
-    `get_data()` would silently cut the body short)."""
+    """The raw bytes, at most `limit`: one rule, `len(body) <= limit`, whether the length is declared or not.
+    With a Content-Length the answer is decided before reading; a chunked body is read until it ends or passes
+    the limit (its own loop: werkzeug's limited stream refuses a chunked body of exactly `limit` bytes)."""
     too_large = ApiError(413, "payload_too_large", f"The webhook body is larger than {limit} bytes.")
     if request.content_length is not None:
         if request.content_length > limit:
             raise too_large
         return request.get_data(cache=False)
-    chunks: list[bytes] = []
-    try:
-        while chunk := request.stream.read(64 * 1024):
-            chunks.append(chunk)
-    except RequestEntityTooLarge:
-        raise too_large from None
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a terminated (chunked) stream: no body, as werkzeug reads it
+    stream, chunks, size = request.environ["wsgi.input"], [], 0
+    while chunk := stream.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -80,7 +81,7 @@ def accept(settings, body: bytes, signature: str | None) -> intake.Archived:
         raise ApiError(403, "signature_invalid", f"The {HEADER} signature does not match the body.")
 
     try:
-        payload = json.loads(body)
+        payload = loads_strict(body)
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "The webhook body is not valid JSON.") from None
     if not isinstance(payload, dict):

@@ -29,8 +29,8 @@ export function isTransient(err) {
 }
 
 export function createApi({ base, getToken, onUnauthorized }) {
-  async function request(method, path, { body, auth = true } = {}) {
-    const headers = { Accept: 'application/json' };
+  async function request(method, path, { body, auth = true, extraHeaders = {} } = {}) {
+    const headers = { Accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const token = auth ? getToken() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -72,6 +72,12 @@ export function createApi({ base, getToken, onUnauthorized }) {
     conversations: (page, perPage) => request('GET', `/conversations?page=${page}&per_page=${perPage}`),
     messages: (id, page, perPage) =>
       request('GET', `/conversations/${encodeURIComponent(id)}/messages?page=${page}&per_page=${perPage}`),
-    send: (id, text) => request('POST', `/conversations/${encodeURIComponent(id)}/messages`, { body: { text } }),
+    // `key`: the Idempotency-Key; the same text sent again with the same key is never delivered twice.
+    send: (id, text, key) =>
+      request('POST', `/conversations/${encodeURIComponent(id)}/messages`, {
+        body: { text },
+        extraHeaders: key ? { 'Idempotency-Key': key } : {},
+      }),
+    logout: () => request('POST', '/auth/logout'),
   };
 }

@@ -88,6 +88,8 @@ document.querySelector('.skip-link').addEventListener('click', (event) => {
 });
 
 logoutButton.addEventListener('click', () => {
+  // The server ends every session of this user (all tokens); the local session ends whatever it answers.
+  if (state.api && state.session) state.api.logout().catch(() => {});
   endSession({ kind: 'info', text: 'You have logged out.' });
 });
 

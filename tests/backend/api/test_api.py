@@ -134,7 +134,11 @@ def test_request_id_is_echoed_or_made(client):
 def _openapi_path(rule: Rule) -> str:
     path = rule.rule
     for arg in rule.arguments:
-        path = path.replace(f"<int:{arg}>", "{" + arg + "}").replace(f"<path:{arg}>", "{" + arg + "}")
+        path = (
+            path.replace(f"<int:{arg}>", "{" + arg + "}")
+            .replace(f"<id:{arg}>", "{" + arg + "}")
+            .replace(f"<path:{arg}>", "{" + arg + "}")
+        )
         path = path.replace(f"<{arg}>", "{" + arg + "}")
     return path
 

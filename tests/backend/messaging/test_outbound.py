@@ -99,7 +99,8 @@ def test_permanent_provider_error_is_422_with_metas_code(app, send):
     assert error["code"] == "provider_rejected"
     assert error["meta_code"] == 131047
     assert "24 hours" in error["message"]
-    assert stored_messages(app) == []
+    [message] = stored_messages(app)  # stored before the call: the refusal is on the row, for good
+    assert (message.status, message.error_code, message.id) == ("failed", "131047", error["message_id"])
 
 
 def test_retries_exhausted_is_503(app, send):
@@ -107,7 +108,9 @@ def test_retries_exhausted_is_503(app, send):
     response = send({"text": "hi"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "provider_unavailable"
-    assert stored_messages(app) == []
+    assert response.headers["Retry-After"] == "1"
+    [message] = stored_messages(app)  # no outcome: kept pending with the reason, a retry sends it
+    assert (message.status, message.error_code, message.wamid) == ("pending", "provider_unavailable", None)
 
 
 def test_bad_credentials_are_502_not_the_operators_fault(app, send):
@@ -172,7 +175,7 @@ def test_staging_sends_through_the_whatsapp_adapter_to_meta(settings, user, conv
     assert refused.json()["error"]["meta_code"] == 131047
     assert unavailable.status_code == 503
     first = httpserver.log[0][0]
-    assert first.headers["Authorization"] == "Bearer staging-test-access-token"
+    assert first.headers["Authorization"] == f"Bearer {STAGING_SECRETS['WHATSAPP_ACCESS_TOKEN']}"
     assert first.get_json()["to"] == "4915112345678"
     assert first.get_json()["text"]["body"] == "Grüße aus Staging"
     assert len(httpserver.log) == 4  # one success, one permanent (no retry), two attempts for the 503

@@ -11,13 +11,11 @@ from mv_os.providers import registry
 from mv_os.providers.mock import MockMessaging
 from mv_os.providers.whatsapp_cloud import WhatsAppCloudMessaging
 from mv_os.settings import ConfigError, Settings
+from tests.support.servers import cloud_credentials
 
 CLOUD = {
     "DATABASE_URL": "postgresql://app:pw@db.internal:5432/app",  # pragma: allowlist secret (test value)
-    "JWT_SECRET": "k" * 40,
-    "WHATSAPP_APP_SECRET": "0123456789abcdef0123456789abcdef",  # pragma: allowlist secret (test value)
-    "WHATSAPP_VERIFY_TOKEN": "verify-token-value-1234",
-    "WHATSAPP_ACCESS_TOKEN": "EAAG-real-looking-token-value",
+    **cloud_credentials(),
     "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
 }
 

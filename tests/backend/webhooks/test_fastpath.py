@@ -15,6 +15,7 @@ from werkzeug.test import Client, EnvironBuilder, TestResponse, run_wsgi_app
 from werkzeug.wrappers import Request
 
 from mv_os import create_app
+from mv_os.headers import SecurityHeaders
 from mv_os.webhooks import intake
 from mv_os.webhooks.fastpath import WebhookFastPath
 from tests.support.databases import scalar, truncate_all
@@ -26,9 +27,9 @@ BODY = fixture("inbound_text.json")
 
 
 def both(app):
-    """(through the fast path, straight to Flask)."""
-    assert isinstance(app.wsgi_app, WebhookFastPath)
-    return Client(app), Client(app.wsgi_app.wsgi_app)
+    """(through the fast path, straight to Flask), both behind the same security headers layer."""
+    assert isinstance(app.wsgi_app, SecurityHeaders) and isinstance(app.wsgi_app.wsgi_app, WebhookFastPath)
+    return Client(app), Client(SecurityHeaders(app.wsgi_app.wsgi_app.wsgi_app, hsts=False))
 
 
 def answer(response) -> tuple:

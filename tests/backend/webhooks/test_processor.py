@@ -178,3 +178,32 @@ def test_receipts_for_many_messages_in_one_batch_end_at_each_ones_highest_status
     ) == [("131026", "Message undeliverable")]
     # One receipt row per (wamid, status); the late duplicate "sent" is not stored twice.
     assert scalar(settings.database_url, "SELECT count(*) FROM message_status_events") == 6 * 3 + 1
+
+
+def _inbound(wamid: str, sender: str) -> bytes:
+    from mv_os.meta.signing import meta_json
+
+    message = {"id": wamid, "from": sender, "timestamp": "1764080000", "type": "text", "text": {"body": "hi"}}
+    value = {"metadata": {"phone_number_id": "106540352242922"}, "messages": [message]}
+    return meta_json({"entry": [{"changes": [{"field": "messages", "value": value}]}]})
+
+
+def test_a_wamid_seen_before_from_another_sender_leaves_no_empty_conversation(app, settings, client):
+    """The same wamid from a second sender (forged, or Meta's mistake) adds no message: it must not add a
+    conversation either, whether it comes in a later payload or in the same batch."""
+    from tests.support.webhooks import signed_headers
+
+    bodies = [_inbound("wamid.same", "4915100000001"), _inbound("wamid.same", "4915100000002")]
+    for body in bodies:
+        assert client.post("/webhooks/whatsapp", data=body, headers=signed_headers(body)).status_code == 200
+    with app.app_context():
+        processor.drain(settings.whatsapp_phone_number_id)
+    later = _inbound("wamid.same", "4915100000003")
+    assert client.post("/webhooks/whatsapp", data=later, headers=signed_headers(later)).status_code == 200
+    with app.app_context():
+        processor.drain(settings.whatsapp_phone_number_id)
+    url = settings.database_url
+    assert scalar(url, "SELECT count(*) FROM messages") == 1
+    assert scalar(url, "SELECT count(*) FROM conversations") == 1
+    assert scalar(url, "SELECT count(*) FROM conversations c WHERE NOT EXISTS "
+                       "(SELECT 1 FROM messages m WHERE m.conversation_id = c.id)") == 0  # fmt: skip

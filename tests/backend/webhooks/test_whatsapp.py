@@ -79,6 +79,7 @@ def test_handshake_refuses_anything_else_with_403(hook, params):
     response = requests.get(hook.url, params=params, timeout=5)
     assert response.status_code == 403
     assert "1" not in response.text
+    assert response.json()["error"]["code"] == "verification_failed"  # the JSON error shape, like every error
 
 
 # ------------------------------------------------------------------------- size, signature, JSON order

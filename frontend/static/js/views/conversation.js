@@ -52,7 +52,16 @@ function renderMessage(message, who) {
     outgoing && message.status === 'failed'
       ? h('p', { class: 'message-error' }, `Not delivered: ${failureReason(message)}`)
       : null,
+    // Stored but not (yet) accepted by WhatsApp: the last attempt ended without an answer.
+    outgoing && message.status === 'pending' && message.error
+      ? h('p', { class: 'message-error' }, `Not sent yet: ${message.error.title} Send the same text again to retry.`)
+      : null,
   );
+}
+
+function newKey() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return `${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
 
 export function createConversation({ id, api, onSent, onShowOlder }) {
@@ -100,6 +109,8 @@ export function createConversation({ id, api, onSent, onShowOlder }) {
 
   let sending = false;
   let latest = [];
+  // One Idempotency-Key per text: sending the same text again (a retry) reuses it, so it is never sent twice.
+  let pendingKey = null;
 
   text.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey) {
@@ -117,7 +128,9 @@ export function createConversation({ id, api, onSent, onShowOlder }) {
     form.setAttribute('aria-busy', 'true');
     error.textContent = '';
     try {
-      const created = await api.send(id, body);
+      if (!pendingKey || pendingKey.text !== body) pendingKey = { text: body, key: newKey() };
+      const created = await api.send(id, body, pendingKey.key);
+      pendingKey = null;
       text.value = '';
       if (created && created.id !== undefined) update([created, ...latest.filter((m) => m.id !== created.id)]);
       onSent();
@@ -129,6 +142,7 @@ export function createConversation({ id, api, onSent, onShowOlder }) {
         const code = err.details && err.details.meta_code;
         const extra = code && !err.message.includes(String(code)) ? ` (WhatsApp error ${code})` : '';
         error.textContent = `Not sent: ${err.message}${extra}`;
+        if (err.details && err.details.message_id !== undefined) onSent(); // stored: show it in the list
       }
     } finally {
       sending = false;
