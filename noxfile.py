@@ -317,10 +317,14 @@ def rehearse(session: nox.Session) -> None:
     """Play the release history end to end on this machine; one `PASS <scenario>` / `FAIL <scenario>: <reason>` each.
 
     A throwaway git origin (develop, main), moto (ECR, Secrets Manager, STS, SSM, CloudWatch Logs), a local App Runner
-    stand-in running the image's start command behind HTTPS (throwaway CA), real PostgreSQL per environment; steps in
-    the workflows' order.  `nox -s rehearse [-- --short]`; exit 0 only if every scenario passes."""
-    if session.posargs not in ([], ["--short"]):
-        session.error("Usage: nox -s rehearse [-- --short]")
+    or ECS Express stand-in running the image's start command behind HTTPS (throwaway CA), real PostgreSQL per
+    environment; steps in the workflows' order.  `nox -s rehearse [-- --short] [--target apprunner|ecs-express]`;
+    exit 0 only if every scenario passes."""
+    args = list(session.posargs)
+    short = args[:1] == ["--short"]
+    rest = args[1:] if short else args
+    if rest not in ([], ["--target", "apprunner"], ["--target", "ecs-express"]):
+        session.error("Usage: nox -s rehearse [-- --short] [--target apprunner|ecs-express]")
     _install(session, "test")
     _keep_bytecode(session)
     session.run("python", "-m", "tests.rehearsal", *session.posargs)

@@ -18,8 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts.infra import diff, iam, parameters
 from scripts.infra.changeset import ChangeSets, InfraError, Plan
 from scripts.infra.template import target as target_for
-from scripts.release.apprunner import AppRunnerTarget, DeployError, ServiceState
 from scripts.release.environments import DefinitionError, deployable, load
+from scripts.release.targets.apprunner import AppRunnerTarget
+from scripts.release.targets.base import DeployError, ServiceState
 
 TARGETS = ("staging", "production", "shared")
 Out = Callable[[str], None]

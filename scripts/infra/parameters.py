@@ -7,9 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from scripts.release.apprunner import ENGINE_VARIABLES, ServiceState
 from scripts.release.environments import DEFAULT_PATH, PLACEHOLDER, Environment, load
 from scripts.release.images import ImageRef, ImageRefError
+from scripts.release.targets.base import ENGINE_VARIABLES, ServiceState
 
 # environments.toml [infrastructure.<env>] key -> template parameter.
 SIZES = {
@@ -101,8 +101,9 @@ def environment(
         "ServiceName": env.service,
         "ImageIdentifier": ref.ref,
         "Port": str(env.port),
-        "Cpu": env.cpu,
-        "Memory": env.memory,
+        # The environment stack's service is App Runner's: its settings table, in App Runner's units.
+        "Cpu": env.targets["apprunner"]["cpu"],
+        "Memory": env.targets["apprunner"]["memory"],
         "HealthCheckPath": env.health_check_path,
         "RdsIdentifier": env.rds_identifier,
         "SecretNamespace": env.secret_namespace,

@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plan", help="evaluate every gate and print the App Runner request; changes nothing")
+    p = sub.add_parser("plan", help="evaluate every gate and print the deploy target's request; changes nothing")
     p.add_argument("environment", choices=ENVS)
     p.add_argument("--image", help="<repo>@sha256:<digest> (default: the staging-validated one for this tree)")
     p = sub.add_parser("deploy", help="gates, deploy by digest, smoke, then production history / rollback")
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="<repo>@sha256:<digest>")
     p = sub.add_parser("smoke", help="smoke-test a running service")
     p.add_argument("environment", choices=ENVS)
-    p.add_argument("--url", help="base URL (default: the App Runner service URL)")
+    p.add_argument("--url", help="base URL (default: the service URL the deploy target reports)")
     p.add_argument("--digest", help="sha256:<digest> /version must report (default: what the service runs)")
     p = sub.add_parser("rollback", help="go back to the previous image (or --to DIGEST)")
     p.add_argument("environment", choices=ENVS)

@@ -14,6 +14,22 @@ DEFAULT_PATH = ROOT / "env" / "environments.toml"
 PLACEHOLDER = re.compile(r"<[^>]*>|change[-_ ]?me|replace[-_ ]?me|placeholder", re.IGNORECASE)
 
 
+# Each target's settings, in the target's own units: App Runner takes "1 vCPU" / "2 GB"; ECS Express Mode takes
+# CPU units and MiB ("1024" / "2048") and names its cluster and the roles of the service (role names, not ARNs:
+# the account is the image's).
+TARGET_SETTINGS = {
+    "apprunner": {"cpu": re.compile(r"(0\.25|0\.5|1|2|4) vCPU"), "memory": re.compile(r"(0\.5|1|2|3|4|6|8|10|12) GB")},
+    "ecs-express": {
+        "cluster": re.compile(r"[A-Za-z0-9_-]{1,255}"),
+        "cpu": re.compile(r"256|512|1024|2048|4096|8192|16384"),
+        "memory": re.compile(r"[1-9][0-9]{2,5}"),
+        "execution_role": re.compile(r"[\w+=,.@-]{1,64}"),
+        "infrastructure_role": re.compile(r"[\w+=,.@-]{1,64}"),
+        "task_role": re.compile(r"[\w+=,.@-]{1,64}"),
+    },
+}
+
+
 class DefinitionError(Exception):
     """The definition file is wrong, or an environment is unknown / not deployable."""
 
@@ -29,13 +45,19 @@ class Environment:
     service: str = ""
     region: str = ""
     ecr_repository: str = ""
-    cpu: str = ""
-    memory: str = ""
+    target: str = "apprunner"
     rds_identifier: str = ""
     secret_namespace: str = ""
     forbidden_namespaces: tuple[str, ...] = ()
     secrets: dict[str, str] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
+    # Each target's own settings (env/environments.toml `[environments.<name>.<target>]`); `target` picks one.
+    targets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The settings of the target this environment deploys to."""
+        return self.targets.get(self.target, {})
 
     def secret_name_allowed(self, name: str) -> bool:
         """A secret name is inside this environment's namespace and outside every forbidden one."""
@@ -49,8 +71,6 @@ _REQUIRED_DEPLOYABLE = (
     "service",
     "region",
     "ecr_repository",
-    "cpu",
-    "memory",
     "rds_identifier",
     "secret_namespace",
 )
@@ -71,6 +91,7 @@ def load(path: Path | str = DEFAULT_PATH) -> dict[str, Environment]:
                 forbidden_namespaces=tuple(raw.pop("forbidden_namespaces", ())),
                 secrets=dict(raw.pop("secrets", {})),
                 variables={k: str(v) for k, v in raw.pop("variables", {}).items()},
+                targets={kind: dict(raw.pop(kind)) for kind in TARGET_SETTINGS if kind in raw},
                 **raw,
             )
         except TypeError as exc:
@@ -79,6 +100,7 @@ def load(path: Path | str = DEFAULT_PATH) -> dict[str, Environment]:
             missing = [f for f in _REQUIRED_DEPLOYABLE if not getattr(env, f)]
             if missing:
                 raise DefinitionError(f"{path}: environment {name!r} is deployable but lacks {', '.join(missing)}")
+            _check_targets(path, env)
             if env.node_env != name:
                 raise DefinitionError(f"{path}: environment {name!r} must set node_env = {name!r}")
             for var, secret in env.secrets.items():
@@ -94,6 +116,23 @@ def load(path: Path | str = DEFAULT_PATH) -> dict[str, Environment]:
     if "local" not in result or result["local"].deployable:
         raise DefinitionError(f"{path}: `local` must be declared and not deployable")
     return result
+
+
+def _check_targets(path: Path | str, env: Environment) -> None:
+    """The chosen target is known and has its settings; every target table given is complete and in its units,
+    so switching `target` is the only change needed to move an environment."""
+    if env.target not in TARGET_SETTINGS:
+        raise DefinitionError(f"{path}: {env.name}.target = {env.target!r} is not one of {', '.join(TARGET_SETTINGS)}")
+    if env.target not in env.targets:
+        raise DefinitionError(f"{path}: {env.name} deploys to {env.target} but has no [{env.name}.{env.target}]")
+    for kind, settings in env.targets.items():
+        for key, shape in TARGET_SETTINGS[kind].items():
+            value = str(settings.get(key, ""))
+            if not shape.fullmatch(value):
+                raise DefinitionError(f"{path}: {env.name}.{kind}.{key} is missing or not in {kind}'s units")
+        unknown = sorted(set(settings) - set(TARGET_SETTINGS[kind]))
+        if unknown:
+            raise DefinitionError(f"{path}: {env.name}.{kind}: unknown setting {', '.join(unknown)}")
 
 
 @dataclass(frozen=True)

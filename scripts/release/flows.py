@@ -13,7 +13,7 @@ from typing import Any
 
 from scripts.release import audit as audit_mod
 from scripts.release import smoke as smoke_mod
-from scripts.release.apprunner import AppRunnerTarget, DeployError, DeployFailed, is_redeploy, rollback_request
+from scripts.release import targets
 from scripts.release.environments import Environment
 from scripts.release.gates import (
     Aws,
@@ -28,6 +28,7 @@ from scripts.release.gates import (
 from scripts.release.images import repository_uri
 from scripts.release.rollback import roll_back_after_smoke, smoke_ok
 from scripts.release.summary import tail
+from scripts.release.targets.base import DeployError, DeployFailed, ServiceState
 
 Out = Callable[[str], None]
 SmokeRunner = Callable[[str, str, str | None], list[Result]]
@@ -49,16 +50,17 @@ def connect(env: Environment) -> tuple[Aws | None, str]:
         return None, CREDENTIALS_MISSING
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
     clients = {name: session.client(name, config=config) for name in ("secretsmanager", "ecr", "sts", "ssm", "logs")}
-    return Aws(target=AppRunnerTarget(session.client("apprunner", config=config)), **clients), ""
+    return Aws(target=targets.connect(env, session, config), **clients), ""
 
 
 def default_smoke(url: str, environment: str, digest: str | None) -> list[Result]:
     return smoke_mod.run(url, environment, digest)
 
 
-def show_log(ctx: Context, service_arn: str, out: Out) -> None:
+def show_log(ctx: Context, state: ServiceState, out: Out) -> None:
     """The service's last application log lines, where a failed deploy's reason usually is."""
-    lines = tail(ctx.aws.logs if ctx.aws else None, service_arn)
+    group = ctx.aws.target.log_group(state) if ctx.aws else None
+    lines = tail(ctx.aws.logs if ctx.aws and group else None, state.arn, group=group)
     if lines:
         out(f"last {len(lines)} lines of {ctx.env.service}'s application log:")
         for line in lines:
@@ -71,14 +73,15 @@ def now() -> str:
 
 # -- plan ------------------------------------------------------------------------------------------------------
 def plan(ctx: Context, out: Out = print_line) -> int:
-    """Every gate, then the exact update_service request.  Mutates nothing."""
+    """Every gate, then the exact request the target's update call would get.  Mutates nothing."""
     if not ctx.image_text and ctx.aws is not None:
         found = validated_image(ctx)
         if found:
             out(f"image: {found} (the digest staging validated for this tree)")
             ctx.image_text = found
     ok = gates_pass(ctx, out)
-    out("update_service request (secrets by ARN, never by value):")
+    target = ctx.aws.target if ctx.aws is not None else targets.shape(ctx.env)
+    out(f"{ctx.env.target}: {target.update_call} request (secrets by ARN, never by value):")
     out(json.dumps(ctx.request, indent=2, sort_keys=True))
     out(f"plan: {'all gates pass' if ok else 'REFUSED'} for {ctx.env.name}")
     return 0 if ok else 1
@@ -86,7 +89,7 @@ def plan(ctx: Context, out: Out = print_line) -> int:
 
 # -- deploy ----------------------------------------------------------------------------------------------------
 def deploy(ctx: Context, out: Out = print_line, smoke: SmokeRunner = default_smoke) -> int:
-    """Gates -> update_service -> wait for that operation -> smoke -> production history / rollback.
+    """Gates -> the target's update call -> wait for that operation -> smoke -> production history / rollback.
 
     Staging: a tree that already has a staging-validated record deploys the recorded digest (never a second build
     of the same tree), and a re-run that would change nothing is skipped."""
@@ -97,7 +100,7 @@ def deploy(ctx: Context, out: Out = print_line, smoke: SmokeRunner = default_smo
         return 1
     assert ctx.aws is not None and ctx.service is not None and ctx.image is not None and ctx.request is not None
     target, previous, image = ctx.aws.target, ctx.service, ctx.image
-    redeploy = is_redeploy(ctx.request, previous)
+    redeploy = target.is_redeploy(ctx.request, previous)
     if redeploy and ctx.env.name == "staging" and not ctx.redeploy:
         out(f"{ctx.env.service} already runs {image.digest} with this exact configuration: nothing to do")
         return 0
@@ -107,21 +110,21 @@ def deploy(ctx: Context, out: Out = print_line, smoke: SmokeRunner = default_smo
             out(f"start_deployment: operation {operation} redeploys {image.digest} (same image; fresh secret values)")
         else:
             operation = target.start(ctx.request)
-            out(f"update_service: operation {operation} deploys {image.digest} to {ctx.env.service}")
+            out(f"{target.update_call}: operation {operation} deploys {image.digest} to {ctx.env.service}")
         target.wait_for(previous.arn, operation)
     except DeployFailed as exc:
-        show_log(ctx, previous.arn, out)
+        show_log(ctx, previous, out)
         out(f"deploy FAILED: {exc}. Running: {previous.image}")
         return 1
     except DeployError as exc:
-        show_log(ctx, previous.arn, out)
+        show_log(ctx, previous, out)
         out(f"deploy FAILED: {exc}")
         return 1
     out(f"deployed {image.digest} to {ctx.env.service}; smoke-testing {previous.https_url}")
     passed = smoke_ok(previous.https_url, ctx, image.digest, out, smoke)
     if ctx.env.name == "staging":
         if not passed:
-            show_log(ctx, previous.arn, out)
+            show_log(ctx, previous, out)
             out(
                 f"staging smoke FAILED: no staging-validated record will be written, so {image.digest} can never "
                 "reach production. Staging keeps running it for inspection; fix it on develop and deploy again."
@@ -130,9 +133,9 @@ def deploy(ctx: Context, out: Out = print_line, smoke: SmokeRunner = default_smo
         out(f"staging runs {image.digest} and passed smoke; the record job (`nox -s record -- staging`) records it")
         return 0
     if passed:
-        sent = rollback_request(previous) if redeploy else ctx.request
+        sent = target.rollback_request(previous) if redeploy else ctx.request
         return append_history(ctx, "redeploy" if redeploy else "deploy", out, sent)
-    show_log(ctx, previous.arn, out)
+    show_log(ctx, previous, out)
     return roll_back_after_smoke(ctx, previous, out, append_history)
 
 
@@ -161,8 +164,8 @@ def _use_recorded_digest(ctx: Context, out: Out) -> None:
 def append_history(ctx: Context, kind: str, out: Out, request: dict[str, Any]) -> int:
     """Production ran `request` and it passed smoke: append it to the history (what rollbacks may go back to)."""
     assert ctx.aws is not None
-    repo = request["SourceConfiguration"]["ImageRepository"]
-    image, configuration = repo["ImageIdentifier"], repo.get("ImageConfiguration", {})
+    sent = ctx.aws.target.view(request)
+    image, configuration = sent.image, sent.configuration
     digest = image.rsplit("@", 1)[-1]
     try:
         entry = ctx.history.append(

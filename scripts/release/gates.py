@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from scripts.release import secrets as secrets_mod
-from scripts.release.apprunner import DeployTarget, ServiceState, update_request
+from scripts.release import targets
 from scripts.release.environments import PLACEHOLDER, Environment
 from scripts.release.images import ImageRef, ImageRefError
 from scripts.release.record import ProductionHistory, Ran, StagingRecord
+from scripts.release.targets.base import BUSY, RUNNING, DeployTarget, RequestView, ServiceState
 
 # The rehearsal stand-in's switch that lets production use a local database (backend/mv_os/policy.py): the
 # engine never sends it, so no real service runs with it.
@@ -313,11 +314,11 @@ def no_operation_in_progress(ctx: Context) -> Result:
     except Exception as exc:  # noqa: BLE001 - fail closed, say why
         return Result(name, False, f"could not read {ctx.env.service}: {exc}")
     ctx.service = state
-    if state.status == "OPERATION_IN_PROGRESS":
+    if state.status == BUSY:
         return Result(
             name, False, f"{ctx.env.service} is still busy with another operation after {ctx.idle_budget:.0f}s"
         )
-    if state.status != "RUNNING":
+    if state.status != RUNNING:
         return Result(name, False, f"{ctx.env.service} is {state.status}, not RUNNING")
     return Result(name, True, f"{ctx.env.service} is RUNNING {state.image.rsplit('@', 1)[-1]}")
 
@@ -329,30 +330,28 @@ def request_pins_environment(ctx: Context) -> Result:
         "<account>.dkr.ecr.<region>.amazonaws.com", "", ctx.env.region, ctx.env.ecr_repository, "sha256:<digest>"
     )
     arns = ctx.secret_arns or {var: f"<arn of {secret}>" for var, secret in ctx.env.secrets.items()}
+    target = ctx.aws.target if ctx.aws is not None else targets.shape(ctx.env)
     if ctx.request is None:
-        ctx.request = update_request(ctx.env, image, arns, ctx.git_sha or head_sha(ctx.repo), ctx.service)
-    return check_request(ctx.env, ctx.request, ctx.image, recorded=ctx.rollback_to is not None)
+        ctx.request = target.update_request(ctx.env, image, arns, ctx.git_sha or head_sha(ctx.repo), ctx.service)
+    return check_request(ctx.env, target.view(ctx.request), ctx.image, recorded=ctx.rollback_to is not None)
 
 
-def check_request(env: Environment, request: dict[str, Any], image: ImageRef | None, recorded: bool = False) -> Result:
-    """`recorded`: the configuration is the one a history entry ran with, so a variable added to
-    env/environments.toml since then is not required of it."""
+def check_request(env: Environment, sent: RequestView, image: ImageRef | None, recorded: bool = False) -> Result:
+    """`sent` is what the request makes the service run, on any target.  `recorded`: the configuration is the
+    one a history entry ran with, so a variable added to env/environments.toml since then is not required of it."""
     name = "request"
-    source = request.get("SourceConfiguration", {})
-    repo = source.get("ImageRepository", {})
-    config = repo.get("ImageConfiguration", {})
-    variables = config.get("RuntimeEnvironmentVariables", {})
+    config = sent.configuration
+    variables = sent.variables
     problems = []
     if variables.get("NODE_ENV") != env.node_env:
         problems.append(f"NODE_ENV is {variables.get('NODE_ENV')!r}, must be {env.node_env!r}")
-    if source.get("AutoDeploymentsEnabled") is not False:
+    if sent.auto_deploy is not False:
         problems.append("AutoDeploymentsEnabled must be False (an ECR push would deploy past every gate)")
     if image is None:
         problems.append("no image to deploy (see image-digest)")
-    elif repo.get("ImageIdentifier") != image.ref:
+    elif sent.image != image.ref:
         problems.append("the image is not the digest given")
-    health = request.get("HealthCheckConfiguration", {})
-    if health.get("Protocol") != "HTTP" or health.get("Path") != env.health_check_path:
+    if sent.health_protocol != "HTTP" or sent.health_path != env.health_check_path:
         problems.append(f"the health check must be HTTP {env.health_check_path}")
     if config.get("Port") != str(env.port):
         problems.append(f"Port must be {env.port}")

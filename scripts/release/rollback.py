@@ -5,13 +5,11 @@ ran with then (scripts/release/record.py).  Staging goes back to MV_OS_PREVIOUS_
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from typing import Any
 
-from scripts.release.apprunner import DeployError, ServiceState, rollback_request
 from scripts.release.gates import Context, Result, gates_pass, ran_on_production
 from scripts.release.images import DIGEST, ImageRef, ImageRefError
+from scripts.release.targets.base import DeployError, ServiceState
 
 Out = Callable[[str], None]
 
@@ -36,13 +34,14 @@ def roll_back_after_smoke(ctx: Context, previous: ServiceState, out: Out, record
         return 1
     out(f"production smoke FAILED for {new}: rolling back to {old}")
     try:
-        operation = ctx.aws.target.start(rollback_request(previous))
-        out(f"update_service: rollback operation {operation}")
+        target = ctx.aws.target
+        operation = target.start(target.rollback_request(previous))
+        out(f"{target.update_call}: rollback operation {operation}")
         ctx.aws.target.wait_for(previous.arn, operation)
     except DeployError as exc:
         out(f"ROLLBACK FAILED: production smoke failed for {new} and going back to {old} failed too: {exc}")
         return 1
-    record(ctx, "rollback", out, rollback_request(previous))
+    record(ctx, "rollback", out, ctx.aws.target.rollback_request(previous))
     out(f"rolled back: production smoke failed for {new}; production runs {old} again")
     return 1
 
@@ -68,12 +67,6 @@ def _target(ctx: Context, state: ServiceState, to: str | None, out: Out) -> Imag
     return ImageRef.parse(previous)
 
 
-def recorded_request(state: ServiceState, image: str, configuration: dict[str, Any], health: str) -> dict[str, Any]:
-    """The request that runs `image` with the configuration production ran it with (not today's variables)."""
-    live = ServiceState(**{**state.__dict__, "image": image, "image_configuration": copy.deepcopy(configuration)})
-    return {**rollback_request(live), "HealthCheckConfiguration": {"Protocol": "HTTP", "Path": health}}
-
-
 def rollback(ctx: Context, to: str | None, out: Out, smoke, record: Callable[..., int]) -> int:
     """Deploy an image that ran before, wait for it, smoke it; production appends it to its history."""
     ctx.rollback = True
@@ -97,7 +90,9 @@ def rollback(ctx: Context, to: str | None, out: Out, smoke, record: Callable[...
         # Find the history entry first: its configuration is what gets sent (the gates check it again).
         ctx.image = image
         if ran_on_production(ctx).ok and ctx.rollback_to is not None:
-            ctx.request = recorded_request(state, image.ref, ctx.rollback_to.configuration, ctx.env.health_check_path)
+            ctx.request = ctx.aws.target.recorded_request(
+                state, image.ref, ctx.rollback_to.configuration, ctx.env.health_check_path
+            )
         ctx.image = None
     if not gates_pass(ctx, out):
         out("rollback REFUSED: nothing was changed")

@@ -20,11 +20,11 @@ from typing import Any
 import requests
 
 from scripts.release import flows, status_render
-from scripts.release.apprunner import DeployError, ServiceState
 from scripts.release.environments import DefinitionError, Environment, load
 from scripts.release.gates import Aws, git
 from scripts.release.record import ProductionHistory, RecordError, StagingRecord
 from scripts.release.status_promotion import branch_ref, not_in_production, promotion, tree_of, up_to_date
+from scripts.release.targets.base import DeployError, ServiceState
 
 SCHEMA = 1
 DEPLOY_OPERATIONS = ("UPDATE_SERVICE", "START_DEPLOYMENT", "CREATE_SERVICE")

@@ -65,12 +65,14 @@ def log_group(service_arn: str) -> str:
     return f"/aws/apprunner/{name}/{service_id}/application"
 
 
-def tail(logs, service_arn: str, *, lines: int = LOG_LINES, now: float | None = None) -> list[str]:
+def tail(
+    logs, service_arn: str, *, group: str | None = None, lines: int = LOG_LINES, now: float | None = None
+) -> list[str]:
     """The last `lines` application log lines of the last half hour, oldest first; [] if there is no log
     client.  A failure to read says so in one line instead of hiding the deploy's own error."""
     if logs is None:
         return []
-    group = log_group(service_arn)
+    group = group or log_group(service_arn)
     start = int(((now if now is not None else time.time()) - LOG_WINDOW_SECONDS) * 1000)
     events: list[dict] = []
     kwargs = {"logGroupName": group, "startTime": start, "limit": 1000}

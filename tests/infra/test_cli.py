@@ -12,8 +12,8 @@ from botocore.stub import Stubber
 from scripts.infra import diff, parameters
 from scripts.infra.cli import main
 from scripts.infra.template import target
-from scripts.release.apprunner import ServiceState
 from scripts.release.environments import load
+from scripts.release.targets.apprunner import from_describe
 from tests.infra.conftest import ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES, Session
 from tests.infra.test_changeset import CS_ARN, STACK_ID, _described, _stack
 from tests.release.conftest import digest_of, expect_service, image_ref, service
@@ -90,7 +90,7 @@ def test_plan_of_an_existing_environment_keeps_what_the_engine_deployed(aws, stu
     env = ENVS["staging"]
     cfn.add_response("describe_stacks", _stack("UPDATE_COMPLETE"), {"StackName": "mv-os-staging"})
     expect_service(apprunner, env, **RUNNING)
-    running = ServiceState.from_describe(service(env, **RUNNING))
+    running = from_describe(service(env, **RUNNING))
     params = parameters.environment(env, running, None)
     assert params["ImageIdentifier"] == image_ref(digest_of("running")) and params["VarGitSha"] == "a" * 40
     cfn.add_response("describe_stacks", _stack("UPDATE_COMPLETE"), {"StackName": "mv-os-staging"})
@@ -137,7 +137,7 @@ def test_apply_refuses_a_plan_made_stale_by_a_deploy(aws, stubs):
     """A deploy between plan and apply: applying would put the planned (older) image back, so apply stops."""
     session, cfn, apprunner = stubs
     env = ENVS["staging"]
-    planned = parameters.environment(env, ServiceState.from_describe(service(env, **RUNNING)), None)
+    planned = parameters.environment(env, from_describe(service(env, **RUNNING)), None)
     planned["VarWhatsappPhoneNumberId"] = "100200300400"
     described = _described([], params=parameters.as_boto(planned))
     described["Changes"] = [

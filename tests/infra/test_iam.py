@@ -39,11 +39,11 @@ def calls_in(package: str, services: tuple[str, ...], also: set[str] = frozenset
     """`service:Operation` for every AWS operation the package's code calls (client.op(...) or _call("op")),
     found by matching method names against botocore's service models; `also` adds calls made through other code."""
     names = set(also)
-    for path in (ROOT / "scripts" / package).glob("*.py"):
+    for path in (ROOT / "scripts" / package).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 names.add(node.func.attr)
-                if node.func.attr == "_call" and node.args and isinstance(node.args[0], ast.Constant):
+                if node.func.attr in ("_call", "_refused") and node.args and isinstance(node.args[0], ast.Constant):
                     names.add(str(node.args[0].value))
     session = botocore.session.get_session()
     return {
@@ -264,7 +264,7 @@ APPLY_CALLS = {
 
 
 def infra_calls() -> set[str]:
-    # App Runner is read through scripts.release.apprunner.AppRunnerTarget.describe
+    # App Runner is read through scripts.release.targets.apprunner.AppRunnerTarget.describe
     return calls_in("infra", ("cloudformation", "apprunner"), also={"list_services", "describe_service"})
 
 

@@ -15,8 +15,8 @@ import yaml
 from scripts.infra import parameters
 from scripts.infra.changeset import TEMPLATE_BODY_LIMIT
 from scripts.infra.template import TEMPLATES, evaluate, load, target
-from scripts.release.apprunner import ENGINE_VARIABLES
 from scripts.release.environments import load as load_environments
+from scripts.release.targets.base import ENGINE_VARIABLES
 from tests.infra.conftest import IMAGE
 
 ENVS = load_environments()
@@ -97,7 +97,10 @@ def test_the_service_is_the_one_the_engine_deploys_and_audits(env):
         assert evaluate(resources[logical_id]["Properties"]["Name"], names) == e.secrets[var]
         assert e.secret_name_allowed(e.secrets[var])
     instance = service["InstanceConfiguration"]
-    assert (evaluate(instance["Cpu"], names), evaluate(instance["Memory"], names)) == (e.cpu, e.memory)
+    assert (evaluate(instance["Cpu"], names), evaluate(instance["Memory"], names)) == (
+        e.targets["apprunner"]["cpu"],
+        e.targets["apprunner"]["memory"],
+    )
     assert evaluate(instance["InstanceRoleArn"], names).endswith(f":role/mv-os-apprunner-instance-{env}")
     assert evaluate(service["HealthCheckConfiguration"]["Path"], names) == e.health_check_path
 

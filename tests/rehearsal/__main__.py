@@ -1,5 +1,6 @@
-"""`python -m tests.rehearsal [--short]`: print `PASS <scenario>` / `FAIL <scenario>: <reason>` for each scenario;
-exit 0 only if every one passes.  Nothing leaves 127.0.0.x: AWS is moto, App Runner the local stand-in."""
+"""`python -m tests.rehearsal [--short] [--target apprunner|ecs-express]`: print `PASS <scenario>` /
+`FAIL <scenario>: <reason>` for each scenario; exit 0 only if every one passes.  Nothing leaves 127.0.0.x: AWS is
+moto, the deploy target (App Runner or ECS Express Mode) a local stand-in."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from tests.rehearsal.scenarios import SCENARIOS, SHORT, Failed
 
 
-def run(scenarios, out=print) -> int:
+def run(scenarios, out=print, target: str = "apprunner") -> int:
     from moto import mock_aws
 
     from tests.rehearsal.world import World
@@ -26,7 +27,7 @@ def run(scenarios, out=print) -> int:
     )  # fmt: skip
     failures = 0
     with tempfile.TemporaryDirectory(prefix="mv-os-rehearsal-") as tmp, mock_aws():
-        world = World(Path(tmp))
+        world = World(Path(tmp), target)
         notes: dict = {}
         try:
             for name, scenario in scenarios:
@@ -49,8 +50,9 @@ def run(scenarios, out=print) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nox -s rehearse --", description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help=f"only the first {SHORT} scenarios")
+    parser.add_argument("--target", choices=("apprunner", "ecs-express"), default="apprunner", help="deploy target")
     args = parser.parse_args(argv)
-    return run(SCENARIOS[:SHORT] if args.short else SCENARIOS)
+    return run(SCENARIOS[:SHORT] if args.short else SCENARIOS, target=args.target)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def feature_branch_never_deploys(world: World, notes: dict) -> None:
     run = world.run_workflow("deploy-staging.yml", sha, "feature/inbox-filters")
     expect(run.code != 0, "a feature branch deployed to staging", run)
     expect("FAIL branch: feature/inbox-filters may not deploy" in run.text, "no branch refusal", run)
-    expect(world.apprunner.services["mv-os-backend-staging"].instance is None, "staging changed")
+    expect(world.standin.services["mv-os-backend-staging"].instance is None, "staging changed")
 
 
 def develop_deploys_to_staging_and_records(world: World, notes: dict) -> None:
@@ -175,7 +175,7 @@ def secret_rotation_reaches_both(world: World, notes: dict) -> None:
         sha = world.git("rev-parse", f"origin/{branch}")
         run = world.run_workflow(workflow, sha, branch, redeploy="1")
         expect(run.code == 0, f"the {env} redeploy failed", run)
-        live = world.apprunner.services[world.envs[env].service].instance.environ()
+        live = world.standin.services[world.envs[env].service].instance.environ()
         expect(live.get("WHATSAPP_VERIFY_TOKEN") == value, f"{env} does not run with the rotated value", run)
         if env == "staging":
             expect(world.serving(env) == before, "staging changed digest on a redeploy", run)

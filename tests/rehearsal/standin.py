@@ -1,11 +1,13 @@
-"""A local stand-in for AWS App Runner: the release engine's `DeployTarget`, running the image's real start command.
+"""Local stand-ins for AWS App Runner and ECS Express Mode: the release engine's `DeployTarget`, running the image's
+real start command.  Both share the deployment; each speaks its own target's request shape and status words.
 
 An "image" is the git tree it was built from, unpacked in the image store.  A deployment resolves the secrets it
-was given by ARN from Secrets Manager (moto) as App Runner's instance role does, starts the image's entrypoint
+was given by ARN from Secrets Manager (moto) as the service's role does, starts the image's entrypoint
 (scripts/docker-entrypoint.sh: migrate, then gunicorn with gunicorn.conf.py) with exactly the request's variables
 and secrets on a free loopback port, health-checks /readyz, and only then moves the service's HTTPS front end to
-it and stops the old instance.  A deployment that never becomes healthy is rolled back (ROLLBACK_SUCCEEDED) and
-the old instance keeps serving; its output goes to the service's CloudWatch Logs group (moto)."""
+it and stops the old instance.  A deployment that never becomes healthy is rolled back (App Runner's
+ROLLBACK_SUCCEEDED, ECS's ROLLBACK_SUCCESSFUL) and the old instance keeps serving; its output goes to the
+service's CloudWatch Logs group (moto)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from typing import Any
 import requests
 
 from mv_os.policy import REHEARSAL_LOCAL_DATABASE
-from scripts.release.apprunner import FAILURES, DeployError, DeployFailed, ServiceState
 from scripts.release.summary import log_group
+from scripts.release.targets import ecs_express
+from scripts.release.targets.apprunner import FAILURES, AppRunnerShape, from_describe
+from scripts.release.targets.base import DeployError, DeployFailed, ServiceState
 from tests.rehearsal.network import Forwarder, tcp_to
 from tests.support.servers import free_port
 
@@ -67,19 +71,30 @@ class Service:
         return f"https://127.0.0.1:{self.front.port}"
 
 
-class LocalAppRunner:
+class LocalRunner:
+    """The deployment both stand-ins share.  A subclass names its ARNs, log group and status words."""
+
+    # What `_deploy` records: success, never healthy, no such image.
+    OUTCOMES = {"ok": "", "unhealthy": "", "missing": ""}
+    FAILURES: dict[str, str] = {}
+
     def __init__(self, images: Path, secretsmanager, logs, tls, account: str, region: str, workdir: Path):
         self.images, self.secretsmanager, self.logs = images, secretsmanager, logs
         self.tls, self.account, self.region, self.workdir = tls, account, region, workdir
         self.services: dict[str, Service] = {}
         self.timeout = 0.0  # set by the engine's cli from its budget; deployments here are synchronous
 
+    def service_arn(self, name: str) -> str:
+        raise NotImplementedError
+
+    def group(self, service: Service) -> str:
+        raise NotImplementedError
+
     def create_service(self, name: str) -> Service:
-        arn = f"arn:aws:apprunner:{self.region}:{self.account}:service/{name}/{uuid.uuid4().hex}"
-        service = Service(name, arn, front=None)  # type: ignore[arg-type]
+        service = Service(name, self.service_arn(name), front=None)  # type: ignore[arg-type]
         service.front = Forwarder("127.0.0.1", lambda: self._upstream(service), self.tls)
         self.services[name] = service
-        self.logs.create_log_group(logGroupName=log_group(arn))
+        self.logs.create_log_group(logGroupName=self.group(service))
         return service
 
     def _upstream(self, service: Service):
@@ -90,55 +105,22 @@ class LocalAppRunner:
     def _by_arn(self, arn: str) -> Service:
         return next(s for s in self.services.values() if s.arn == arn)
 
-    # -- DeployTarget ---------------------------------------------------------------------------------------------
-    def describe(self, service_name: str) -> ServiceState:
-        s = self.services[service_name]
-        return ServiceState.from_describe(
-            {
-                "ServiceArn": s.arn,
-                "ServiceName": s.name,
-                "Status": "RUNNING",
-                "ServiceUrl": s.url,
-                "SourceConfiguration": {
-                    "ImageRepository": {
-                        "ImageIdentifier": s.image,
-                        "ImageConfiguration": copy.deepcopy(s.configuration),
-                    },
-                    "AutoDeploymentsEnabled": False,
-                    "AuthenticationConfiguration": {
-                        "AccessRoleArn": f"arn:aws:iam::{self.account}:role/mv-os-apprunner-ecr-access"
-                    },
-                },
-                "InstanceConfiguration": {
-                    "InstanceRoleArn": f"arn:aws:iam::{self.account}:role/{s.name}-instance",
-                },
-            }
-        )
-
     def wait_until_idle(self, service_name: str, budget: float) -> ServiceState:
         return self.describe(service_name)
-
-    def start(self, request: dict[str, Any]) -> str:
-        repo = request["SourceConfiguration"]["ImageRepository"]
-        return self._deploy(self._by_arn(request["ServiceArn"]), repo["ImageIdentifier"], repo["ImageConfiguration"])
-
-    def redeploy(self, service_arn: str) -> str:
-        service = self._by_arn(service_arn)
-        return self._deploy(service, service.image, service.configuration)
 
     def wait_for(self, service_arn: str, operation_id: str) -> None:
         status = self._by_arn(service_arn).operations.get(operation_id)
         if status is None:
             raise DeployError(f"operation {operation_id} is unknown")
-        if status in FAILURES:
-            raise DeployFailed(status, operation_id)
+        if status in self.FAILURES:
+            raise DeployFailed(status, operation_id, self.FAILURES[status])
 
     # -- the deployment -------------------------------------------------------------------------------------------
     def _deploy(self, service: Service, image: str, configuration: dict[str, Any]) -> str:
         operation = str(uuid.uuid4())
         tree_dir = self.images / image.rsplit("@sha256:", 1)[-1]
         if not tree_dir.is_dir():
-            service.operations[operation] = "FAILED"
+            service.operations[operation] = self.OUTCOMES["missing"]
             return operation
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHATSAPP_", "JWT_", "NODE_ENV"))}
         env.update(configuration.get("RuntimeEnvironmentVariables", {}))
@@ -163,18 +145,18 @@ class LocalAppRunner:
         if not _healthy(new):
             new.stop()
             self._ship_log(service, new)
-            service.operations[operation] = "ROLLBACK_SUCCEEDED"
+            service.operations[operation] = self.OUTCOMES["unhealthy"]
             return operation
         old, service.instance = service.instance, new
         service.image, service.configuration = image, copy.deepcopy(configuration)
         if old is not None:
             old.stop()
-        service.operations[operation] = "SUCCEEDED"
+        service.operations[operation] = self.OUTCOMES["ok"]
         return operation
 
     def _ship_log(self, service: Service, instance: Instance) -> None:
         lines = instance.log.read_text(errors="replace").splitlines()[-200:] or ["(no output)"]
-        group, stream = log_group(service.arn), f"instance/{instance.proc.pid}"
+        group, stream = self.group(service), f"instance/{instance.proc.pid}"
         self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
         now = int(time.time() * 1000)
         events = [{"timestamp": now + i, "message": line} for i, line in enumerate(lines)]
@@ -185,6 +167,75 @@ class LocalAppRunner:
             if service.instance is not None:
                 service.instance.stop()
             service.front.close()
+
+    def redeploy(self, service_arn: str) -> str:
+        service = self._by_arn(service_arn)
+        return self._deploy(service, service.image, service.configuration)
+
+
+class LocalAppRunner(AppRunnerShape, LocalRunner):
+    OUTCOMES = {"ok": "SUCCEEDED", "unhealthy": "ROLLBACK_SUCCEEDED", "missing": "FAILED"}
+    FAILURES = FAILURES
+
+    def service_arn(self, name: str) -> str:
+        return f"arn:aws:apprunner:{self.region}:{self.account}:service/{name}/{uuid.uuid4().hex}"
+
+    def group(self, service: Service) -> str:
+        return log_group(service.arn)
+
+    # -- DeployTarget ---------------------------------------------------------------------------------------------
+    def describe(self, service_name: str) -> ServiceState:
+        s = self.services[service_name]
+        return from_describe(
+            {
+                "ServiceArn": s.arn,
+                "ServiceName": s.name,
+                "Status": "RUNNING",
+                "ServiceUrl": s.url,
+                "SourceConfiguration": {
+                    "ImageRepository": {
+                        "ImageIdentifier": s.image,
+                        "ImageConfiguration": copy.deepcopy(s.configuration),
+                    },
+                    "AutoDeploymentsEnabled": False,
+                    "AuthenticationConfiguration": {
+                        "AccessRoleArn": f"arn:aws:iam::{self.account}:role/mv-os-apprunner-ecr-access"
+                    },
+                },
+                "InstanceConfiguration": {
+                    "InstanceRoleArn": f"arn:aws:iam::{self.account}:role/{s.name}-instance",
+                },
+            }
+        )
+
+    def start(self, request: dict[str, Any]) -> str:
+        repo = request["SourceConfiguration"]["ImageRepository"]
+        return self._deploy(self._by_arn(request["ServiceArn"]), repo["ImageIdentifier"], repo["ImageConfiguration"])
+
+
+class LocalEcsExpress(ecs_express.EcsExpressShape, LocalRunner):
+    OUTCOMES = {"ok": "SUCCESSFUL", "unhealthy": "ROLLBACK_SUCCESSFUL", "missing": "ROLLBACK_SUCCESSFUL"}
+    FAILURES = ecs_express.FAILURES
+    CLUSTER = "rehearsal"
+
+    def service_arn(self, name: str) -> str:
+        return f"arn:aws:ecs:{self.region}:{self.account}:service/{self.CLUSTER}/{name}"
+
+    def group(self, service: Service) -> str:
+        return f"/aws/ecs/{self.CLUSTER}/{service.name}"
+
+    def describe(self, service_name: str) -> ServiceState:
+        s = self.services[service_name]
+        logs = {"logGroup": self.group(s), "logStreamPrefix": "ecs"}
+        container = ecs_express.container_of(s.image, s.configuration, logs) if s.image else {}
+        live = {"primaryContainer": container, "ingressPaths": [{"accessType": "PUBLIC", "endpoint": s.url}]}
+        express = {"serviceArn": s.arn, "serviceName": s.name, "status": {"statusCode": "ACTIVE"}}
+        return ecs_express.from_describe({**express, "activeConfigurations": [live]}, busy=False)
+
+    def start(self, request: dict[str, Any]) -> str:
+        container = request["primaryContainer"]
+        configuration = ecs_express.configuration_of(container)
+        return self._deploy(self._by_arn(request["serviceArn"]), container["image"], configuration)
 
 
 def _healthy(instance: Instance) -> bool:

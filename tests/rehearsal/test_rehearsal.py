@@ -1,7 +1,7 @@
 """The short rehearsal inside `nox -s tests`: the first scenarios of `nox -s rehearse` (a feature branch refused;
-develop -> staging deploys, smoke-tests and records; develop -> main promotes it to production), on moto, the App
-Runner stand-in running the image's real start command behind HTTPS, and real PostgreSQL.  `nox -s rehearse`
-plays the whole history."""
+develop -> staging deploys, smoke-tests and records; develop -> main promotes it to production) once per deploy
+target, on moto, the target's stand-in running the image's real start command behind HTTPS, and real PostgreSQL.
+`nox -s rehearse` plays the whole history."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from tests.rehearsal.scenarios import SCENARIOS, SHORT
 
 
 @pytest.mark.slow
-def test_the_short_rehearsal_passes_every_scenario():
+@pytest.mark.parametrize("target", ["apprunner", "ecs-express"])
+def test_the_short_rehearsal_passes_every_scenario(target):
     saved = dict(os.environ)  # run() sets fake AWS credentials and the throwaway CA for this process
     lines: list[str] = []
     try:
-        code = run(SCENARIOS[:SHORT], out=lines.append)
+        code = run(SCENARIOS[:SHORT], out=lines.append, target=target)
     finally:
         os.environ.clear()
         os.environ.update(saved)

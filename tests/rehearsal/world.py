@@ -27,10 +27,10 @@ import yaml
 
 from mv_os.localdb import drop_database, ensure_database
 from scripts.release import cli, environments, flows, status
-from scripts.release.apprunner import DeployError
 from scripts.release.gates import Aws
+from scripts.release.targets.base import DeployError
 from tests.rehearsal.network import Forwarder, make_ca, tls_context, unix_to
-from tests.rehearsal.standin import LocalAppRunner
+from tests.rehearsal.standin import LocalAppRunner, LocalEcsExpress
 from tests.support.databases import admin_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,8 +72,9 @@ def workflow_steps(path: Path) -> list[tuple[str, str]]:
 
 
 class World:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, target: str = "apprunner"):
         self.dir = workdir
+        self.target = target
         self.origin, self.clone, self.images = workdir / "origin.git", workdir / "clone", workdir / "images"
         self.images.mkdir(parents=True)
         self._setup_git()
@@ -98,6 +99,8 @@ class World:
         text = (ROOT / "env" / "environments.toml").read_text()
         text = text.replace("<staging phone number id>", "100000000000001")
         text = text.replace("<production phone number id>", "100000000000002")
+        # Both environments on the rehearsal's target: the one line per environment a team would change.
+        text = re.sub(r'^target = "apprunner"', f'target = "{self.target}"', text, flags=re.MULTILINE)
         (self.clone / "env").mkdir()
         (self.clone / "env" / "environments.toml").write_text(text)
         self.git("init", "-q", "-b", "main")
@@ -114,15 +117,17 @@ class World:
         clients["ecr"].create_repository(repositoryName=REPOSITORY, imageTagMutability="IMMUTABLE")
         certs = make_ca(self.dir / "tls")
         os.environ["REQUESTS_CA_BUNDLE"] = str(certs[0])
-        self.apprunner = LocalAppRunner(
+        standin = LocalEcsExpress if self.target == "ecs-express" else LocalAppRunner
+        self.standin = standin(
             self.images, clients["secretsmanager"], clients["logs"], tls_context(certs[1], certs[2]), ACCOUNT, REGION,
             self.dir,
         )  # fmt: skip
         self.envs = environments.load(self.clone / "env" / "environments.toml")
         for env in self.envs.values():
             if env.deployable:
-                self.apprunner.create_service(env.service)
-        self.aws = Aws(target=self.apprunner, **clients)
+                assert env.target == self.target, f"{env.name} deploys to {env.target}, not {self.target}"
+                self.standin.create_service(env.service)
+        self.aws = Aws(target=self.standin, **clients)
         self.ecr = clients["ecr"]
 
     def _setup_databases_and_secrets(self) -> None:
@@ -148,7 +153,7 @@ class World:
                 self.aws.secretsmanager.create_secret(Name=secret_name, SecretString=values[var])
 
     def close(self) -> None:
-        self.apprunner.close()
+        self.standin.close()
         self.pg_forward.close()
         for db in self.databases:
             with contextlib.suppress(Exception):
@@ -181,7 +186,7 @@ class World:
         """The digest the environment's HTTPS URL reports right now (through the real front end)."""
         import requests
 
-        service = self.apprunner.services[self.envs[env].service]
+        service = self.standin.services[self.envs[env].service]
         return requests.get(f"{service.url}/version", timeout=10).json().get("image_digest", "")
 
     def repository_uri(self) -> str:
@@ -219,6 +224,7 @@ class World:
             (flows, "connect"): lambda env: (self.aws, ""),
             (cli, "deployable"): partial(environments.deployable, path=path),
             (cli, "budget"): partial(environments.budget, path=path),
+            (status, "load"): partial(environments.load, path),
         }
         saved = {key: getattr(*key) for key in patches}
         try:

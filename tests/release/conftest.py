@@ -19,10 +19,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from scripts.release.apprunner import AppRunnerTarget
-from scripts.release.environments import load
+from scripts.release.environments import DEFAULT_PATH, load
 from scripts.release.gates import Aws, Context
+from scripts.release.targets.apprunner import AppRunnerTarget
+from scripts.release.targets.ecs_express import EcsExpressTarget
 
+ROOT_TOML = DEFAULT_PATH
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 REPOSITORY = "mv-os-backend"
@@ -196,6 +198,30 @@ def target(apprunner, clock):
     t = AppRunnerTarget(client, sleep=clock.sleep, monotonic=clock.monotonic, out=lines.append, timeout=600)
     t.lines = lines
     return t
+
+
+@pytest.fixture
+def ecs(aws_env):
+    """A real boto3 ECS client under Stubber (the ECS Express Mode calls are in the `ecs` model)."""
+    client = boto3.client("ecs", region_name=REGION)
+    with Stubber(client) as stub:
+        yield client, stub
+        stub.assert_no_pending_responses()
+
+
+def express_target(client, clock, env) -> EcsExpressTarget:
+    """The ECS Express adapter for `env`'s cluster, on the instant clock, its progress lines kept in `.lines`."""
+    lines: list[str] = []
+    cluster = env.targets["ecs-express"]["cluster"]
+    t = EcsExpressTarget(client, cluster=cluster, sleep=clock.sleep, monotonic=clock.monotonic, out=lines.append)
+    t.timeout = 600
+    t.lines = lines
+    return t
+
+
+@pytest.fixture
+def ecs_target(ecs, clock, staging):
+    return express_target(ecs[0], clock, staging)
 
 
 def expect_service(stub: Stubber, env, **kwargs) -> None:

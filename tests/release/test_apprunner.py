@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from botocore.stub import ANY
 
-from scripts.release.apprunner import DeployError, DeployFailed, ServiceState, rollback_request, update_request
 from scripts.release.images import ImageRef
+from scripts.release.targets.apprunner import from_describe, rollback_request, update_request
+from scripts.release.targets.base import DeployError, DeployFailed
 from tests.release.conftest import (
     OP_ID,
     digest_of,
@@ -141,7 +142,7 @@ def test_wait_until_idle_waits_then_returns_running(target, apprunner, staging, 
 def test_the_update_request_the_model_accepts(target, apprunner, staging):
     """The exact request the engine sends passes botocore's parameter validation (Stubber checks it)."""
     _, stub = apprunner
-    current = ServiceState.from_describe(service(staging))
+    current = from_describe(service(staging))
     image = ImageRef.parse(image_ref(digest_of("new")))
     arns = {var: secret_arn(name) for var, name in staging.secrets.items()}
     request = update_request(staging, image, arns, "a" * 40, current)
@@ -158,7 +159,7 @@ def test_the_update_request_the_model_accepts(target, apprunner, staging):
 
 def test_the_rollback_request_puts_back_what_ran(target, apprunner, production):
     _, stub = apprunner
-    previous = ServiceState.from_describe(service(production, digest=digest_of("old")))
+    previous = from_describe(service(production, digest=digest_of("old")))
     stub.add_response(
         "update_service",
         {"Service": service(production), "OperationId": OP_ID},

@@ -211,15 +211,15 @@ def test_manual_rollback_goes_back_to_the_previous_image(world, repo, staging):
 
 def _running_exactly(env, repo, digest, arns):
     """A Service that already runs `digest` with exactly the configuration the engine would send."""
-    from scripts.release.apprunner import ServiceState, update_request
     from scripts.release.images import ImageRef
+    from scripts.release.targets.apprunner import from_describe, update_request
 
     live = service(env, digest=digest)
     request = update_request(env, ImageRef.parse(image_ref(digest)), arns, repo.git("rev-parse", "HEAD"), None)
     live["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"] = request["SourceConfiguration"][
         "ImageRepository"
     ]["ImageConfiguration"]
-    state = ServiceState.from_describe(live)
+    state = from_describe(live)
     final = update_request(env, ImageRef.parse(image_ref(digest)), arns, repo.git("rev-parse", "HEAD"), state)
     live["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"] = final["SourceConfiguration"][
         "ImageRepository"

@@ -230,12 +230,12 @@ def test_the_job_summary_names_result_url_and_digest(tmp_path):
 
 # -- defect 11: a start command set on the service survives a deploy ------------------------------------------
 def test_the_update_request_keeps_the_services_start_command(staging):
-    from scripts.release.apprunner import ServiceState, is_redeploy, update_request
     from scripts.release.images import ImageRef
+    from scripts.release.targets.apprunner import from_describe, is_redeploy, update_request
 
     live = service(staging, digest=digest_of("running"))
     live["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["StartCommand"] = "/app/start --fast"
-    state = ServiceState.from_describe(live)
+    state = from_describe(live)
     request = update_request(staging, ImageRef.parse(image_ref(digest_of("new"))), {}, "0" * 40, state)
     assert (
         request["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["StartCommand"] == "/app/start --fast"

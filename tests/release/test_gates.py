@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from scripts.release import gates
 from scripts.release.gates import Aws
 from scripts.release.record import StagingRecord
+from scripts.release.targets.apprunner import view
 from tests.release.conftest import (
     REGION,
     REGISTRY,
@@ -276,7 +277,7 @@ def test_request_with_the_wrong_node_env_is_refused(repo, staging):
     ctx.request["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["RuntimeEnvironmentVariables"][
         "NODE_ENV"
     ] = "production"
-    result = gates.check_request(staging, ctx.request, ctx.image)
+    result = gates.check_request(staging, view(ctx.request), ctx.image)
     assert not result.ok
     assert "NODE_ENV is 'production', must be 'staging'" in result.reason
 
@@ -285,7 +286,7 @@ def test_request_with_the_wrong_node_env_is_refused(repo, staging):
 def test_request_with_auto_deploy_on_or_unset_is_refused(repo, staging, value):
     ctx = _built(staging, repo)
     ctx.request["SourceConfiguration"]["AutoDeploymentsEnabled"] = value
-    result = gates.check_request(staging, ctx.request, ctx.image)
+    result = gates.check_request(staging, view(ctx.request), ctx.image)
     assert not result.ok
     assert "AutoDeploymentsEnabled must be False" in result.reason
 
@@ -333,6 +334,6 @@ def test_the_rehearsal_switch_is_never_sent_to_a_service(repo, staging):
     ctx.request["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["RuntimeEnvironmentVariables"][
         REHEARSAL_LOCAL_DATABASE
     ] = "1"
-    result = gates.check_request(staging, ctx.request, ctx.image)
+    result = gates.check_request(staging, view(ctx.request), ctx.image)
     assert not result.ok
     assert REHEARSAL_LOCAL_DATABASE in result.reason
