@@ -18,11 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts.infra import diff, iam, parameters
 from scripts.infra.changeset import ChangeSets, InfraError, Plan
 from scripts.infra.template import target as target_for
-from scripts.release.environments import DefinitionError, deployable, load
-from scripts.release.targets.apprunner import AppRunnerTarget
+from scripts.release import targets
+from scripts.release.environments import DEFAULT_PATH, DefinitionError, deployable, load
 from scripts.release.targets.base import DeployError, ServiceState
 
 TARGETS = ("staging", "production", "shared")
+ENVIRONMENTS_HELP = "the environments file (default env/environments.toml; another one only to rehearse a change)"
 Out = Callable[[str], None]
 
 
@@ -39,18 +40,19 @@ def _session(region: str):
     return session
 
 
-def _region(name: str) -> str:
-    envs = load()
+def _region(name: str, path: Path) -> str:
+    envs = load(path)
     return envs[name].region if name in envs else envs["staging"].region
 
 
-def _running(session, target, changesets: ChangeSets) -> ServiceState | None:
+def _running(session, target, changesets: ChangeSets, path: Path) -> ServiceState | None:
+    """The environment's service as its deploy target (App Runner or ECS Express Mode) describes it."""
     status = changesets.stack_status(target.stack)
     if status in (None, "REVIEW_IN_PROGRESS"):
         return None
-    env = deployable(target.name)
+    env = deployable(target.name, path)
     try:
-        return AppRunnerTarget(session.client("apprunner")).describe(env.service)
+        return targets.connect(env, session, None).describe(env.service)
     except DeployError:
         return None
 
@@ -63,13 +65,13 @@ def plan(args: argparse.Namespace, session, out: Out) -> int:
         repository = args.github_repository or os.environ.get("GITHUB_REPOSITORY", "")
         if not repository:
             raise InfraError("shared: pass --github-repository OWNER/NAME (the repository whose workflows deploy)")
-        params = parameters.shared(repository)
+        params = parameters.shared(repository, args.environments)
     else:
-        env = deployable(target.name)
-        running = _running(session, target, changesets)
+        env = deployable(target.name, args.environments)
+        running = _running(session, target, changesets, args.environments)
         if running is not None and args.image:
             raise InfraError(f"{env.service} exists: images reach it through `nox -s deploy`, not --image")
-        params = parameters.environment(env, running, args.image)
+        params = parameters.environment(env, running, args.image, args.environments)
         account = session.client("sts").get_caller_identity()["Account"]
         role_arn = f"arn:aws:iam::{account}:role/mv-os-cfn-{target.name}"
     for name in parameters.placeholders(params):
@@ -107,7 +109,8 @@ def apply(args: argparse.Namespace, session, out: Out) -> int:
     def not_deployed_since(plan: Plan) -> list[str]:
         if target.name == "shared":
             return []
-        stale = parameters.deployed_since(plan.parameters, _running(session, target, changesets))
+        running = _running(session, target, changesets, args.environments)
+        stale = parameters.deployed_since(plan.parameters, running)
         return [f"the service was deployed since this plan ({', '.join(stale)} changed)"] if stale else []
 
     changesets.apply(target, args.change_set, allowed=set(args.allow_replace or ()), check=not_deployed_since)
@@ -147,12 +150,14 @@ def parser() -> argparse.ArgumentParser:
     pp.add_argument("--name", help="change set name (default plan-<UTC time>)")
     pp.add_argument("--summary", type=Path, help="append the plan as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     pp.add_argument("--github-output", type=Path, help="append change-set=<arn> (e.g. $GITHUB_OUTPUT)")
+    pp.add_argument("--environments", type=Path, default=DEFAULT_PATH, help=ENVIRONMENTS_HELP)
     pa = sub.add_parser("apply", help="execute a change set that plan made")
     pa.add_argument("target", choices=TARGETS)
     pa.add_argument("change_set", help="the change set name (or ARN) that plan printed")
     pa.add_argument(
         "--allow-replace", action="append", metavar="LOGICAL_ID", help="let this stateful resource be replaced"
     )
+    pa.add_argument("--environments", type=Path, default=DEFAULT_PATH, help=ENVIRONMENTS_HELP)
     pd = sub.add_parser("diff", help="offline: what HEAD changes in a stack against a base commit (no AWS)")
     pd.add_argument("target", choices=TARGETS)
     pd.add_argument("--base", required=True, help="the commit to compare with (a pull request's base)")
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None, *, session_for=_session, out: Out = _pri
             return check_iam(args, out)
         if args.command == "diff":
             return offline_diff(args, out)
-        session = session_for(_region(args.target))
+        session = session_for(_region(args.target, args.environments))
         return (plan if args.command == "plan" else apply)(args, session, out)
     except (InfraError, parameters.ParameterError, DefinitionError) as exc:
         out(f"{args.command} {getattr(args, 'target', '')}: {exc}")

@@ -17,7 +17,7 @@ import yaml
 
 from scripts.infra import parameters
 from scripts.infra.changeset import Change, Plan
-from scripts.infra.template import ROOT, Target, Unsupported, evaluate
+from scripts.infra.template import ROOT, Target, Unsupported, conditions, evaluate
 from scripts.release.environments import DEFAULT_PATH, DefinitionError, load
 
 # Properties whose change makes CloudFormation replace the resource ("Update requires: Replacement").
@@ -65,9 +65,17 @@ def _resolved(definition: dict[str, Any], params: dict[str, str]) -> dict[str, A
 def desired(template_text: str | None, params: dict[str, str]) -> dict[str, dict[str, Any]]:
     if template_text is None:
         return {}
-    resources = yaml.safe_load(template_text).get("Resources", {})
+    template = yaml.safe_load(template_text)
     names = {**params, "AWS::AccountId": "ACCOUNT_ID", "AWS::Region": "REGION", "AWS::StackName": "STACK"}
-    return {logical_id: _resolved(r, names) for logical_id, r in resources.items()}
+    try:
+        on = conditions(template, names)
+    except Unsupported:
+        on = {}  # a base from before a parameter: every resource counts, as written
+    return {
+        logical_id: _resolved(r, names)
+        for logical_id, r in template.get("Resources", {}).items()
+        if on.get(r.get("Condition", ""), True)
+    }
 
 
 def compare(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[Change]:

@@ -101,9 +101,7 @@ def environment(
         "ServiceName": env.service,
         "ImageIdentifier": ref.ref,
         "Port": str(env.port),
-        # The environment stack's service is App Runner's: its settings table, in App Runner's units.
-        "Cpu": env.targets["apprunner"]["cpu"],
-        "Memory": env.targets["apprunner"]["memory"],
+        **service(env),
         "HealthCheckPath": env.health_check_path,
         "RdsIdentifier": env.rds_identifier,
         "SecretNamespace": env.secret_namespace,
@@ -112,6 +110,20 @@ def environment(
     params.update({secret_parameter(var): name for var, name in env.secrets.items()})
     params.update({variable_parameter(var): value for var, value in env.variables.items()})
     params.update(deployed(running))
+    return params
+
+
+def service(env: Environment) -> dict[str, str]:
+    """The service part of an environment stack: its deploy target and that target's settings, in its units."""
+    settings = env.settings
+    params = {"Target": env.target, "Cpu": settings["cpu"], "Memory": settings["memory"]}
+    if env.target == "ecs-express":
+        params.update(
+            Cluster=settings["cluster"],
+            EcsExecutionRole=settings["execution_role"],
+            EcsTaskRole=settings["task_role"],
+            EcsInfrastructureRole=settings["infrastructure_role"],
+        )
     return params
 
 

@@ -70,3 +70,14 @@ def _lookup(name: str, names: dict[str, str]) -> str:
     if name not in names:
         raise Unsupported(f"reference to {name} (a resource attribute or an unknown parameter)")
     return names[name]
+
+
+def conditions(template: dict[str, Any], names: dict[str, str]) -> dict[str, bool]:
+    """The template's conditions, each an Fn::Equals of parameters and literals (the one form the templates use)."""
+    result = {}
+    for name, condition in template.get("Conditions", {}).items():
+        if set(condition) != {"Fn::Equals"}:
+            raise Unsupported(f"condition {name}: {', '.join(condition)}")
+        left, right = evaluate(condition["Fn::Equals"], names)
+        result[name] = left == right
+    return result

@@ -40,3 +40,15 @@ class Session:
 
     def client(self, name: str, **_):
         return self.stubbed.get(name) or boto3.client(name, region_name=REGION)
+
+
+def on_ecs_express(tmp_path, env: str = "staging"):
+    """A copy of env/environments.toml in which only `env`'s `target` line says ecs-express."""
+    from scripts.release.environments import DEFAULT_PATH
+
+    text = DEFAULT_PATH.read_text()
+    start = text.index(f"[environments.{env}]\n")
+    at = text.index('target = "apprunner"', start)
+    path = tmp_path / "environments.toml"
+    path.write_text(text[:at] + 'target = "ecs-express"' + text[at + len('target = "apprunner"') :])
+    return path

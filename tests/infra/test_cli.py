@@ -14,11 +14,12 @@ from scripts.infra.cli import main
 from scripts.infra.template import target
 from scripts.release.environments import load
 from scripts.release.targets.apprunner import from_describe
-from tests.infra.conftest import ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES, Session
+from tests.infra.conftest import ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES, Session, on_ecs_express
 from tests.infra.test_changeset import CS_ARN, STACK_ID, _described, _stack
 from tests.release.conftest import digest_of, expect_service, image_ref, service
 
 ENVS = load()
+ENVS_TOML = diff.DEFAULT_PATH
 
 
 def run(argv: list[str], session) -> tuple[int, list[str]]:
@@ -214,3 +215,57 @@ def test_the_offline_diff_of_an_unchanged_branch_is_empty(monkeypatch):
     lines: list[str] = []
     assert main(["diff", "shared", "--base", "abc123"], out=lines.append) == 0
     assert lines == ["no changes: mv-os-shared already matches the template and env/environments.toml"]
+
+
+def test_plan_of_staging_on_ecs_express_creates_the_express_variant(aws, tmp_path):
+    toml = on_ecs_express(tmp_path)
+    summary = tmp_path / "summary.md"
+    argv = ["plan", "staging", "--image", IMAGE, "--name", "plan-1", "--environments", str(toml)]
+    code, lines = run([*argv, "--summary", str(summary)], Session())
+    assert code == 0, lines
+    assert lines[1] == "stack mv-os-staging (new stack): change set plan-1"
+    created = summary.read_text()
+    for logical_id, kind in [
+        ("ExpressService", "AWS::ECS::ExpressGatewayService"),
+        ("EcsCluster", "AWS::ECS::Cluster"),
+        ("EcsServiceLogs", "AWS::Logs::LogGroup"),
+        ("Database", "AWS::RDS::DBInstance"),
+    ]:
+        assert f"| create | `{logical_id}` | `{kind}` |" in created
+    # moto lists every resource of the template whatever its condition; the parameters below are what make
+    # CloudFormation create the Express service and not the App Runner one.
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    sent = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in cfn.describe_change_set(StackName="mv-os-staging", ChangeSetName="plan-1")["Parameters"]
+    }
+    ecs = load(toml)["staging"].targets["ecs-express"]
+    assert (sent["Target"], sent["Cpu"], sent["Memory"], sent["Cluster"]) == (
+        "ecs-express",
+        ecs["cpu"],
+        ecs["memory"],
+        ecs["cluster"],
+    )
+    assert sent["EcsExecutionRole"] == ecs["execution_role"]
+
+
+def test_the_offline_diff_of_a_target_switch_moves_only_the_service(monkeypatch, tmp_path):
+    """HEAD has staging on ECS Express, the base on App Runner: the network, database and secrets stay."""
+    monkeypatch.setattr(diff, "DEFAULT_PATH", on_ecs_express(tmp_path))
+    texts = {"environments.toml": ENVS_TOML.read_text(), "environment.yaml": target("staging").template.read_text()}
+    monkeypatch.setattr(diff, "_git_show", lambda ref, path: texts[path.name])
+    lines: list[str] = []
+    assert main(["diff", "staging", "--base", "abc123"], out=lines.append) == 0
+    moved = {line.split()[1].lower(): line.split()[0].lower() for line in lines[1:-1]}
+    assert moved == {
+        "ecscluster": "create",
+        "ecsservicelogs": "create",
+        "expressservice": "create",
+        "publicsubnetb": "create",
+        "publicsubnetbroutes": "create",
+        "service": "delete",
+        "vpcconnector": "delete",
+        "servicelogretention": "delete",
+        "logretentionfunction": "delete",
+        "logretentionfunctionlogs": "delete",
+    }

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.infra.conftest import ENVIRONMENT_RESOURCES, IMAGE, SHARED_RESOURCES
+from tests.infra.conftest import ENVIRONMENT_RESOURCES, IMAGE, SHARED_RESOURCES, on_ecs_express
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,3 +73,14 @@ def test_each_environment_plans_its_change_set(endpoint, env):
         f"apply {env}: VarWhatsappPhoneNumberId still hold a placeholder: fill them in env/environments.toml and "
         "plan again"
     )
+
+
+def test_staging_on_ecs_express_plans_its_change_set(endpoint, tmp_path):
+    """The only change is staging's `target` line: the plan is made and sends the ECS Express parameters."""
+    toml = on_ecs_express(tmp_path)
+    planned = infra(endpoint, "plan", "staging", "--image", IMAGE, "--name", "plan-1", "--environments", str(toml))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    lines = planned.stdout.splitlines()
+    assert "stack mv-os-staging (new stack): change set plan-1" in lines
+    assert any(line.split()[:3] == ["create", "ExpressService", "AWS::ECS::ExpressGatewayService"] for line in lines)
+    assert lines[-1] == "apply with: nox -s infra -- apply staging plan-1"

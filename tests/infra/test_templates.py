@@ -17,7 +17,7 @@ from scripts.infra.changeset import TEMPLATE_BODY_LIMIT
 from scripts.infra.template import TEMPLATES, evaluate, load, target
 from scripts.release.environments import load as load_environments
 from scripts.release.targets.base import ENGINE_VARIABLES
-from tests.infra.conftest import IMAGE
+from tests.infra.conftest import IMAGE, on_ecs_express
 
 ENVS = load_environments()
 FILES = sorted(TEMPLATES.glob("*.yaml"))
@@ -59,20 +59,93 @@ def _declared(name: str) -> set[str]:
     return set(load(TEMPLATES / name)["Parameters"])
 
 
+def _required(name: str) -> set[str]:
+    return {k for k, v in load(TEMPLATES / name)["Parameters"].items() if "Default" not in v}
+
+
 def test_every_shared_parameter_comes_from_environments_toml():
     assert set(parameters.shared("acme/mv-os")) == _declared("shared.yaml")
 
 
 @pytest.mark.parametrize("env", ["staging", "production"])
-def test_every_environment_parameter_comes_from_environments_toml(env):
-    assert set(parameters.environment(ENVS[env], None, IMAGE)) == _declared("environment.yaml")
+def test_every_environment_parameter_comes_from_environments_toml(env, tmp_path):
+    on_apprunner = set(parameters.environment(ENVS[env], None, IMAGE))
+    ecs_env = load_environments(on_ecs_express(tmp_path, env))[env]
+    on_ecs = set(parameters.environment(ecs_env, None, IMAGE))
+    assert on_ecs == _declared("environment.yaml")
+    # On App Runner the ECS Express settings stay at their empty defaults: that stack has no ECS resource.
+    assert _required("environment.yaml") <= on_apprunner
+    assert on_ecs - on_apprunner == {"Cluster", "EcsExecutionRole", "EcsTaskRole", "EcsInfrastructureRole"}
 
 
-def _resolved(env: str) -> tuple[dict, dict]:
-    params = parameters.environment(ENVS[env], None, IMAGE)
+def _resolved(env: str, e=None) -> tuple[dict, dict]:
+    params = parameters.environment(e or ENVS[env], None, IMAGE)
     names = {**params, "AWS::AccountId": "ACCOUNT_ID", "AWS::Region": ENVS[env].region}
     resources = load(TEMPLATES / "environment.yaml")["Resources"]
     return resources, names
+
+
+def _active(resources: dict, target: str) -> set[str]:
+    """The resources a stack on `target` has (CloudFormation drops those whose condition is false)."""
+    off = {"apprunner": "OnEcsExpress", "ecs-express": "OnAppRunner"}[target]
+    return {name for name, r in resources.items() if r.get("Condition") != off}
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_each_target_gets_its_own_service_and_shares_network_database_and_secrets(env):
+    resources, _ = _resolved(env)
+    on_apprunner, on_ecs = _active(resources, "apprunner"), _active(resources, "ecs-express")
+    assert {"Service", "VpcConnector", "ServiceLogRetention"} <= on_apprunner - on_ecs
+    assert on_ecs - on_apprunner == {
+        "EcsCluster",
+        "EcsServiceLogs",
+        "ExpressService",
+        "PublicSubnetB",
+        "PublicSubnetBRoutes",
+    }
+    # One definition of what must survive a move between targets.
+    for shared in ("Vpc", "Database", "DatabaseSecurityGroup", "ConnectorSecurityGroup", "DatabaseUrlSecret"):
+        assert shared in on_apprunner & on_ecs
+    conditions = load(TEMPLATES / "environment.yaml")["Conditions"]
+    assert conditions["OnEcsExpress"] == {"Fn::Equals": [{"Ref": "Target"}, "ecs-express"]}
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_the_express_service_is_the_one_the_engine_deploys_and_audits(env, tmp_path):
+    e = load_environments(on_ecs_express(tmp_path, env))[env]
+    ecs = e.targets["ecs-express"]
+    resources, names = _resolved(env, e)
+    names.update({"EcsCluster": ecs["cluster"], "EcsServiceLogs": f"/aws/ecs/{ecs['cluster']}/{e.service}"})
+    service = resources["ExpressService"]["Properties"]
+    assert evaluate(service["ServiceName"], names) == e.service
+    assert evaluate(service["Cluster"], names) == ecs["cluster"]
+    assert resources["EcsCluster"]["Properties"]["ClusterName"] == {"Ref": "Cluster"}
+    assert (evaluate(service["Cpu"], names), evaluate(service["Memory"], names)) == (ecs["cpu"], ecs["memory"])
+    assert evaluate(service["HealthCheckPath"], names) == e.health_check_path
+    for key, role in (("ExecutionRoleArn", "execution_role"), ("TaskRoleArn", "task_role")):
+        assert evaluate(service[key], names) == f"arn:aws:iam::ACCOUNT_ID:role/{ecs[role]}"
+    assert (
+        evaluate(service["InfrastructureRoleArn"], names)
+        == f"arn:aws:iam::ACCOUNT_ID:role/{ecs['infrastructure_role']}"
+    )
+    container = service["PrimaryContainer"]
+    # By digest, never a tag (audit: auto-deploy-<env> on ECS).
+    assert "@sha256:" in evaluate(container["Image"], names)
+    assert evaluate(container["ContainerPort"], names) == str(e.port)
+    variables = {v["Name"]: evaluate(v["Value"], names) for v in container["Environment"]}
+    assert variables["NODE_ENV"] == e.node_env
+    assert set(variables) == {"NODE_ENV", *e.variables, *ENGINE_VARIABLES}
+    # Secrets by full ARN: Ref of each of this stack's secrets, named as environments.toml says.
+    secrets = {s["Name"]: s["ValueFrom"]["Ref"] for s in container["Secrets"]}
+    assert set(secrets) == set(e.secrets)
+    for var, logical_id in secrets.items():
+        assert resources[logical_id]["Type"] == "AWS::SecretsManager::Secret"
+        assert evaluate(resources[logical_id]["Properties"]["Name"], names) == e.secrets[var]
+    # The log group the deploy role reads on a failure, kept as long as the environment's other logs.
+    logs = resources["EcsServiceLogs"]["Properties"]
+    assert evaluate(logs["LogGroupName"], names) == f"/aws/ecs/{ecs['cluster']}/{e.service}"
+    assert evaluate(logs["RetentionInDays"], names) == parameters.sizes(env)["LogRetentionDays"]
+    assert evaluate(container["AwsLogsConfiguration"]["LogGroup"], names) == evaluate(logs["LogGroupName"], names)
 
 
 @pytest.mark.parametrize("env", ["staging", "production"])
