@@ -45,10 +45,12 @@ def documents(path: Path | str = DEFAULT_PATH) -> dict[str, dict[str, Any]]:
         props = resource["Properties"]
         base = props["RoleName"].removeprefix("mv-os-")
         policies = props.get("Policies", [])
-        if len(policies) != 1:
-            raise ValueError(f"{logical_id}: one inline policy per role, found {len(policies)}")
+        if len(policies) > 1:
+            raise ValueError(f"{logical_id}: at most one inline policy per role, found {len(policies)}")
         out[f"{base}.trust.json"] = evaluate(props["AssumeRolePolicyDocument"], values)
-        out[f"{base}.policy.json"] = evaluate(policies[0]["PolicyDocument"], values)
+        # A role without an inline policy (an AWS managed one, or none at all) has only its trust document.
+        if policies:
+            out[f"{base}.policy.json"] = evaluate(policies[0]["PolicyDocument"], values)
     return out
 
 

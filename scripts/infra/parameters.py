@@ -76,6 +76,12 @@ def shared(github_repository: str, path: Path | str = DEFAULT_PATH) -> dict[str,
         "ProductionSecretNamespace": production.secret_namespace,
     }
     params.update({f"Production{secret_parameter(var)}": name for var, name in production.secrets.items()})
+    # The ECS Express roles are in the shared stack whichever target an environment runs on today, so that moving
+    # it needs no IAM change.
+    for prefix, env in (("Staging", staging), ("Production", production)):
+        if "ecs-express" not in env.targets:
+            raise ParameterError(f"[environments.{env.name}.ecs-express]: the shared stack names its cluster")
+        params[f"{prefix}Cluster"] = env.targets["ecs-express"]["cluster"]
     return params
 
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = iam.documents()
 ACC, REGION = "ACCOUNT_ID", "us-east-1"
 # The services the engine talks to; an operation found in its code is mapped to `<service>:<Operation>`.
-ENGINE_SERVICES = ("apprunner", "secretsmanager", "ecr", "logs", "ssm")
+ENGINE_SERVICES = ("apprunner", "ecs", "secretsmanager", "ecr", "logs", "ssm")
 # What `docker push` (docker/build-push-action, staging only) needs besides the engine's own calls; the image
 # manifest itself is written with ecr:PutImage and read back with ecr:BatchGetImage.
 DOCKER_PUSH = {
@@ -54,8 +54,13 @@ def calls_in(package: str, services: tuple[str, ...], also: set[str] = frozenset
     }
 
 
+# Method names the scan cannot tell apart: App Runner's list_services also names ECS's ListServices, which the ECS
+# adapter never calls (it finds its service with describe_services in its own cluster).
+NAME_CLASHES = {"ecs:ListServices"}
+
+
 def engine_calls() -> set[str]:
-    return calls_in("release", ENGINE_SERVICES)
+    return calls_in("release", ENGINE_SERVICES) - NAME_CLASHES
 
 
 def allow_actions(policy: dict) -> set[str]:
@@ -95,6 +100,11 @@ def test_the_engine_scan_finds_the_calls_it_makes():
     """If the scan found nothing the next tests would prove nothing."""
     calls = engine_calls()
     assert {"apprunner:UpdateService", "secretsmanager:DescribeSecret", "ssm:PutParameter"} <= calls
+    assert {
+        "ecs:DescribeExpressGatewayService",
+        "ecs:UpdateExpressGatewayService",
+        "ecs:ListServiceDeployments",
+    } <= calls
 
 
 ENGINE_ROLES = ("deploy-staging", "record-staging", "deploy-production", "plan-production", "audit")
@@ -141,6 +151,13 @@ def _resources(env: str) -> list[str]:
         f"arn:aws:iam::{ACC}:role/mv-os-cfn-{env}",
         f"arn:aws:lambda:{REGION}:{ACC}:function:mv-os-log-retention-{env}",
         f"arn:aws:logs:{REGION}:{ACC}:log-group:/aws/apprunner/{service}/0123abcd/application",
+        # The same environment on ECS Express Mode.
+        f"arn:aws:ecs:{REGION}:{ACC}:cluster/mv-os-{env}",
+        f"arn:aws:ecs:{REGION}:{ACC}:service/mv-os-{env}/{service}",
+        f"arn:aws:ecs:{REGION}:{ACC}:service-deployment/mv-os-{env}/{service}/0123abcd",
+        f"arn:aws:iam::{ACC}:role/mv-os-ecs-execution-{env}",
+        f"arn:aws:iam::{ACC}:role/mv-os-ecs-task-{env}",
+        f"arn:aws:logs:{REGION}:{ACC}:log-group:/aws/ecs/mv-os-{env}/{service}:*",
         *(f"arn:aws:secretsmanager:{REGION}:{ACC}:secret:{prefix}{name}-Ab12Cd" for name in secrets),
     ]
 
@@ -165,6 +182,13 @@ TOUCH = [
     "lambda:UpdateFunctionCode",
     "logs:PutRetentionPolicy",
     "logs:DeleteLogGroup",
+    "logs:FilterLogEvents",
+    "ecs:DescribeServices",
+    "ecs:DescribeExpressGatewayService",
+    "ecs:UpdateExpressGatewayService",
+    "ecs:UpdateService",
+    "ecs:DeleteExpressGatewayService",
+    "ecs:DeleteCluster",
 ]
 
 
@@ -189,9 +213,22 @@ def test_the_cloudformation_role_manages_its_own_environment(env):
             "rds": "rds:ModifyDBInstance",
             "secretsmanager": "secretsmanager:PutSecretValue",  # pragma: allowlist secret (an IAM action name)
             "lambda": "lambda:UpdateFunctionCode",
+            "ecs": "ecs:UpdateExpressGatewayService",
         }.get(service)
         if action:
             assert allowed(policy, action, resource), (action, resource)
+    ecs_roles = [
+        f"arn:aws:iam::{ACC}:role/mv-os-ecs-{kind}" for kind in (f"execution-{env}", f"task-{env}", "infrastructure")
+    ]
+    for role in ecs_roles:
+        assert allowed(policy, "iam:PassRole", role), role
+    assert allowed(
+        policy, "logs:CreateLogGroup", f"arn:aws:logs:{REGION}:{ACC}:log-group:/aws/ecs/mv-os-{env}/{_service(env)}"
+    )
+
+
+def _service(env: str) -> str:
+    return "mv-os-backend-staging" if env == "staging" else "mv-os-backend"
 
 
 SUBJECT = re.compile(
@@ -252,6 +289,9 @@ PLAN_CALLS = {
     "cloudformation:DeleteChangeSet",
     "apprunner:ListServices",
     "apprunner:DescribeService",
+    "ecs:DescribeServices",
+    "ecs:DescribeExpressGatewayService",
+    "ecs:ListServiceDeployments",
 }
 APPLY_CALLS = {
     "cloudformation:DescribeStacks",
@@ -260,12 +300,18 @@ APPLY_CALLS = {
     "cloudformation:DescribeStackEvents",
     "apprunner:ListServices",
     "apprunner:DescribeService",
+    "ecs:DescribeServices",
+    "ecs:DescribeExpressGatewayService",
+    "ecs:ListServiceDeployments",
 }
 
 
 def infra_calls() -> set[str]:
-    # App Runner is read through scripts.release.targets.apprunner.AppRunnerTarget.describe
-    return calls_in("infra", ("cloudformation", "apprunner"), also={"list_services", "describe_service"})
+    # The running service is read through the deploy target's adapter (scripts.release.targets): App Runner's
+    # describe, or ECS Express Mode's.
+    adapters = {"list_services", "describe_service", "describe_services", "list_service_deployments"}
+    adapters.add("describe_express_gateway_service")
+    return calls_in("infra", ("cloudformation", "apprunner", "ecs"), also=adapters) - NAME_CLASHES
 
 
 def test_the_plan_and_apply_lists_are_what_scripts_infra_calls():
@@ -285,6 +331,7 @@ def test_each_infrastructure_role_can_make_its_calls_on_its_own_stack(role, env,
     on = {
         "cloudformation": f"arn:aws:cloudformation:{REGION}:{ACC}:stack/mv-os-{env}/0123",
         "apprunner": f"arn:aws:apprunner:{REGION}:{ACC}:service/{service}/0123",
+        "ecs": f"arn:aws:ecs:{REGION}:{ACC}:service/mv-os-{env}/{service}",
     }
     policy = DOCS[f"{role}.policy.json"]
     for action in sorted(calls):
