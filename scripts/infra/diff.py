@@ -66,7 +66,8 @@ def desired(template_text: str | None, params: dict[str, str]) -> dict[str, dict
     if template_text is None:
         return {}
     template = yaml.safe_load(template_text)
-    names = {**params, "AWS::AccountId": "ACCOUNT_ID", "AWS::Region": "REGION", "AWS::StackName": "STACK"}
+    defaults = {k: str(v["Default"]) for k, v in template.get("Parameters", {}).items() if "Default" in v}
+    names = {**defaults, **params, "AWS::AccountId": "ACCOUNT_ID", "AWS::Region": "REGION", "AWS::StackName": "STACK"}
     try:
         on = conditions(template, names)
     except Unsupported:

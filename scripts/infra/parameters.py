@@ -22,6 +22,8 @@ SIZES = {
     "log_retention_days": "LogRetentionDays",
     "vpc_cidr": "VpcCidr",
 }
+# Keys [infrastructure.<env>] may leave out (the template's default applies).
+OPTIONAL = {"keep_apprunner": "KeepAppRunner"}
 
 
 class ParameterError(Exception):
@@ -51,10 +53,10 @@ def sizes(name: str, path: Path | str = DEFAULT_PATH) -> dict[str, str]:
     if table is None:
         raise ParameterError(f"{path}: no [infrastructure.{name}] table")
     missing = sorted(set(SIZES) - set(table))
-    unknown = sorted(set(table) - set(SIZES))
+    unknown = sorted(set(table) - set(SIZES) - set(OPTIONAL))
     if missing or unknown:
         raise ParameterError(f"[infrastructure.{name}]: missing {missing}, unknown {unknown}")
-    return {SIZES[key]: _text(value) for key, value in table.items()}
+    return {(SIZES | OPTIONAL)[key]: _text(value) for key, value in table.items()}
 
 
 def shared(github_repository: str, path: Path | str = DEFAULT_PATH) -> dict[str, str]:
@@ -120,15 +122,20 @@ def environment(
 
 
 def service(env: Environment) -> dict[str, str]:
-    """The service part of an environment stack: its deploy target and that target's settings, in its units."""
-    settings = env.settings
-    params = {"Target": env.target, "Cpu": settings["cpu"], "Memory": settings["memory"]}
+    """The service part of an environment stack: the deploy target and each target's settings, in its units.
+    `keep_apprunner` ([infrastructure.<env>]) keeps the App Runner service while the environment moves."""
+    params = {"Target": env.target}
+    if "apprunner" in env.targets:
+        params.update(Cpu=env.targets["apprunner"]["cpu"], Memory=env.targets["apprunner"]["memory"])
     if env.target == "ecs-express":
+        ecs = env.settings
         params.update(
-            Cluster=settings["cluster"],
-            EcsExecutionRole=settings["execution_role"],
-            EcsTaskRole=settings["task_role"],
-            EcsInfrastructureRole=settings["infrastructure_role"],
+            EcsCpu=ecs["cpu"],
+            EcsMemory=ecs["memory"],
+            Cluster=ecs["cluster"],
+            EcsExecutionRole=ecs["execution_role"],
+            EcsTaskRole=ecs["task_role"],
+            EcsInfrastructureRole=ecs["infrastructure_role"],
         )
     return params
 

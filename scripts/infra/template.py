@@ -73,11 +73,15 @@ def _lookup(name: str, names: dict[str, str]) -> str:
 
 
 def conditions(template: dict[str, Any], names: dict[str, str]) -> dict[str, bool]:
-    """The template's conditions, each an Fn::Equals of parameters and literals (the one form the templates use)."""
-    result = {}
-    for name, condition in template.get("Conditions", {}).items():
-        if set(condition) != {"Fn::Equals"}:
-            raise Unsupported(f"condition {name}: {', '.join(condition)}")
-        left, right = evaluate(condition["Fn::Equals"], names)
-        result[name] = left == right
-    return result
+    """The template's conditions: Fn::Equals of parameters and literals, and Fn::Or of those (the forms the
+    templates use)."""
+
+    def holds(condition: Any) -> bool:
+        if isinstance(condition, dict) and set(condition) == {"Fn::Equals"}:
+            left, right = evaluate(condition["Fn::Equals"], names)
+            return left == right
+        if isinstance(condition, dict) and set(condition) == {"Fn::Or"}:
+            return any(holds(c) for c in condition["Fn::Or"])
+        raise Unsupported(f"condition {condition}")
+
+    return {name: holds(condition) for name, condition in template.get("Conditions", {}).items()}

@@ -240,7 +240,7 @@ def test_plan_of_staging_on_ecs_express_creates_the_express_variant(aws, tmp_pat
         for p in cfn.describe_change_set(StackName="mv-os-staging", ChangeSetName="plan-1")["Parameters"]
     }
     ecs = load(toml)["staging"].targets["ecs-express"]
-    assert (sent["Target"], sent["Cpu"], sent["Memory"], sent["Cluster"]) == (
+    assert (sent["Target"], sent["EcsCpu"], sent["EcsMemory"], sent["Cluster"]) == (
         "ecs-express",
         ecs["cpu"],
         ecs["memory"],
@@ -268,4 +268,26 @@ def test_the_offline_diff_of_a_target_switch_moves_only_the_service(monkeypatch,
         "servicelogretention": "delete",
         "logretentionfunction": "delete",
         "logretentionfunctionlogs": "delete",
+    }
+
+
+def test_keeping_app_runner_during_a_move_only_adds_the_express_service(monkeypatch, tmp_path):
+    """Step 1 of a move without downtime: both services run until the DNS name points at the new one."""
+    moving = on_ecs_express(tmp_path)
+    text = moving.read_text().replace(
+        "[infrastructure.staging]\n", "[infrastructure.staging]\nkeep_apprunner = true\n", 1
+    )
+    moving.write_text(text)
+    monkeypatch.setattr(diff, "DEFAULT_PATH", moving)
+    texts = {"environments.toml": ENVS_TOML.read_text(), "environment.yaml": target("staging").template.read_text()}
+    monkeypatch.setattr(diff, "_git_show", lambda ref, path: texts[path.name])
+    lines: list[str] = []
+    assert main(["diff", "staging", "--base", "abc123"], out=lines.append) == 0
+    actions = {line.split()[1]: line.split()[0] for line in lines[1:-1]}
+    assert actions == {
+        "EcsCluster": "create",
+        "EcsServiceLogs": "create",
+        "ExpressService": "create",
+        "PublicSubnetB": "create",
+        "PublicSubnetBRoutes": "create",
     }
