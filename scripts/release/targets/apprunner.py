@@ -14,7 +14,7 @@ from typing import Any
 from scripts.release.environments import Environment
 from scripts.release.images import ImageRef
 from scripts.release.summary import log_group
-from scripts.release.targets.base import DeployError, Polling, RequestView, ServiceState, runtime_variables
+from scripts.release.targets.base import DeployError, Polling, RequestView, ServiceState, image_configuration
 
 SUCCEEDED = "SUCCEEDED"
 IN_FLIGHT = ("PENDING", "IN_PROGRESS", "ROLLBACK_IN_PROGRESS")
@@ -56,14 +56,7 @@ def update_request(
     current: ServiceState | None,
 ) -> dict[str, Any]:
     """The exact `update_service` request for deploying `image` to `env` (printed by `plan`)."""
-    image_config: dict[str, Any] = {
-        "Port": str(env.port),
-        "RuntimeEnvironmentVariables": runtime_variables(env, image, git_sha, current),
-        "RuntimeEnvironmentSecrets": dict(secret_arns),
-    }
-    if current is not None and current.image_configuration.get("StartCommand"):
-        # A start command set on the service (console or infrastructure) stays: update_service would drop it.
-        image_config["StartCommand"] = current.image_configuration["StartCommand"]
+    image_config = image_configuration(env, image, secret_arns, git_sha, current)
     source: dict[str, Any] = {
         "ImageRepository": {
             "ImageIdentifier": image.ref,

@@ -151,6 +151,21 @@ def runtime_variables(env: Environment, image: ImageRef, git_sha: str, current: 
     return variables
 
 
+def image_configuration(
+    env: Environment, image: ImageRef, secret_arns: dict[str, str], git_sha: str, current: ServiceState | None
+) -> dict[str, Any]:
+    """Port, variables and secret ARNs of a deploy, on any target.  A start command set on the service (console
+    or infrastructure) stays: an update would drop it."""
+    configuration: dict[str, Any] = {
+        "Port": str(env.port),
+        "RuntimeEnvironmentVariables": runtime_variables(env, image, git_sha, current),
+        "RuntimeEnvironmentSecrets": dict(secret_arns),
+    }
+    if current is not None and current.image_configuration.get("StartCommand"):
+        configuration["StartCommand"] = current.image_configuration["StartCommand"]
+    return configuration
+
+
 class Polling:
     """The bounded loops both adapters share: throttling retried with backoff, waiting while another operation
     runs, and polling one operation until it ends.  Sleep and clock are injected, so tests run them instantly."""

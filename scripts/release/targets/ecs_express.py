@@ -24,7 +24,7 @@ from scripts.release.targets.base import (
     Polling,
     RequestView,
     ServiceState,
-    runtime_variables,
+    image_configuration,
 )
 
 SUCCESSFUL = "SUCCESSFUL"
@@ -111,13 +111,7 @@ class EcsExpressShape:
         """The exact request for deploying `image` to `env` (printed by `plan`).  Roles are named in
         env/environments.toml and live in the image's account (the aws-credentials gate checks it is the role's)."""
         settings = env.settings
-        configuration: dict[str, Any] = {
-            "Port": str(env.port),
-            "RuntimeEnvironmentVariables": runtime_variables(env, image, git_sha, current),
-            "RuntimeEnvironmentSecrets": dict(secret_arns),
-        }
-        if current is not None and current.image_configuration.get("StartCommand"):
-            configuration["StartCommand"] = current.image_configuration["StartCommand"]
+        configuration = image_configuration(env, image, secret_arns, git_sha, current)
         logs = current.extra.get("awsLogsConfiguration") if current is not None else None
         return {
             "serviceArn": current.arn if current is not None else f"<arn of {env.service}>",
