@@ -92,11 +92,11 @@ def main(argv: list[str]) -> int:
     if args.tracked:
         listed = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
         args.files = subprocess.run(listed, capture_output=True, text=True, check=True).stdout.splitlines()
-    if args.write_baseline:
-        args.baseline.write_text(fresh_baseline([name for name in args.files if Path(name).is_file()]))
-        return 0
     files = [name for name in args.files if Path(name).is_file()]
     fresh = fresh_baseline(files)
+    if args.write_baseline:
+        args.baseline.write_text(fresh)
+        return 0
     bad = new_findings(fresh, args.baseline) + template_findings(files)
     if args.fresh and not bad and args.baseline.read_text() != fresh:
         bad.append(f"{args.baseline}: out of date (a finding was removed or moved): run `nox -s secrets-baseline`")

@@ -65,7 +65,7 @@ def prepare_environment() -> None:
 
 def unreachable(url: str) -> str:
     """One line for a database that does not answer: where we tried, and the two ways out."""
-    from mv_os.db import connect_params
+    from mv_os.dburl import connect_params
 
     params = connect_params(url)
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
