@@ -114,6 +114,39 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def compat(session: nox.Session) -> None:
+    """The previous release's own API tests on the schema this checkout's migrations produce (rollback safety).
+
+    Exports REF (default origin/main, else main; its first parent when REF is this tree, as on main) into
+    .mv-os/, swaps in this checkout's migrations, installs REF's locked test requirements and runs REF's API
+    tests with REF's conftest; one `PASS compat: ...` / `FAIL compat: ...` line, non-zero exit on failure.
+    `nox -s compat -- [--against REF] [PYTEST_ARGS...]`, e.g. `-- --against v1.2.0 -x`."""
+    from scripts.release import compat as check
+
+    try:
+        against, extra = check.parse_args(list(session.posargs))
+        previous = check.prepare(ROOT, against)
+    except check.UsageError as err:
+        session.error(str(err))
+    except check.CompatError as err:
+        session.error(f"FAIL compat: {err}")
+    try:
+        for requirements in previous.requirements:
+            session.install("--require-hashes", "-r", str(requirements))
+        _test_env(session)
+        session.env.update(check.pytest_env(ROOT, previous))
+        with session.chdir(previous.folder):
+            # Failures are read from pytest's report, whatever its exit code says.
+            session.run("pytest", *check.pytest_args(previous, extra), success_codes=range(256))
+        passed, line = check.verdict(previous)
+    finally:
+        check.remove(previous.folder)
+    print(line, flush=True)
+    if not passed:
+        session.error("the previous release's API tests fail on this checkout's schema")
+
+
+@nox.session(default=False)
 def fuzz(session: nox.Session) -> None:
     """Long webhook fuzzing: tests/backend/webhooks/test_fuzz.py with EXAMPLES signed bodies per property.
 
