@@ -38,7 +38,7 @@ APP_FILES = ["backend/mv_os", "frontend", "gunicorn.conf.py", "scripts/docker-en
 REGION, ACCOUNT = "us-east-1", "123456789012"
 REPOSITORY = "mv-os-backend"
 NOX = re.compile(r"\bnox\s+-s\s+([\w-]+)")
-TEST_STAGE = {"lint", "tests", "e2e", "rehearse"}  # the test job: checks, not release steps to play
+TEST_STAGE = {"lint", "tests", "compat", "e2e", "rehearse"}  # the test job: checks, not release steps to play
 
 
 @dataclass

@@ -69,11 +69,12 @@ def _nox_commands(jobs: list[dict]) -> set[str]:
 
 
 def test_staging_runs_the_same_checks_as_ci():
-    """develop is tested with exactly the commands a pull request gets (lint, tests, browser tests, rehearsal)."""
+    """develop is tested with exactly the commands a pull request gets (lint, tests, compat, browser tests,
+    rehearsal)."""
     ci = _nox_commands(list(rules.jobs(_wf("ci.yml")).values()))
     staging = _nox_commands([rules.jobs(_wf("deploy-staging.yml"))["test"]])
     assert ci == staging
-    assert set().union(*rules.nox_sessions(_wf("ci.yml")).values()) == {"lint", "tests", "e2e", "rehearse"}
+    assert set().union(*rules.nox_sessions(_wf("ci.yml")).values()) == {"lint", "tests", "compat", "e2e", "rehearse"}
     assert rules.jobs(_wf("deploy-staging.yml"))["deploy"]["needs"] == "test"
 
 
