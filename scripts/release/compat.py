@@ -232,7 +232,8 @@ def verdict(previous: Previous) -> tuple[bool, str]:
     if not passed:
         return False, f"FAIL compat: no API test of {previous.short} ran (a -k or -m that selects nothing?); {schema}"
     also = f", {skipped} skipped" if skipped else ""
-    return True, f"PASS compat: {passed} {one if passed == 1 else what} pass on this schema{also} ({schema})"
+    counted = f"1 {one} passes" if passed == 1 else f"{passed} {what} pass"
+    return True, f"PASS compat: {counted} on this schema{also} ({schema})"
 
 
 def remove(folder: Path, timeout: float = 60.0) -> None:

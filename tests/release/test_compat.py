@@ -172,3 +172,42 @@ def test_bad_arguments_stop_the_session_with_its_usage(args):
     assert result.returncode != 0
     assert "Usage: nox -s compat -- [--against REF] [PYTEST_ARGS...]" in result.stderr
     assert "pip install" not in result.stderr, "nothing was installed or run"
+
+
+def _report(folder: Path, failed: int, passed: int, skipped: int = 0) -> compat.Previous:
+    """A junit report as pytest writes it, in an exported previous release that has tests/backend/api."""
+    case = '<testcase classname="tests.backend.{}" name="test_{}{}">{}</testcase>'
+    cases = [case.format("api.test_api", "f", i, "<failure/>") for i in range(failed)]
+    cases += [case.format("test_auth", "p", i, "") for i in range(passed)]
+    cases += [case.format("test_auth", "s", i, "<skipped/>") for i in range(skipped)]
+    (folder / "tests" / "backend" / "api").mkdir(parents=True)
+    (folder / "tests" / "backend" / "api" / "test_api.py").touch()
+    (folder / compat.REPORT).write_text(f"<testsuites><testsuite>{''.join(cases)}</testsuite></testsuites>")
+    return compat.Previous("0123456789abcdef", "origin/main", folder, list(compat.API_TESTS), [])
+
+
+@pytest.mark.unit
+def test_a_long_failure_list_is_cut_and_every_schema_difference_is_named(tmp_path):
+    previous = _report(tmp_path, failed=12, passed=3)
+    previous.changed, previous.missing = ["0004_hardening"], ["0005_from_main"]
+    passed, line = compat.verdict(previous)
+    assert not passed
+    assert line.startswith(
+        "FAIL compat: 12 of 15 API tests of 0123456 (origin/main) fail on this schema (no migration added since; "
+        "changed since 0123456: 0004_hardening; 0123456 has migrations this checkout lacks: 0005_from_main "
+        "(merge it)): tests/backend/api/test_api.py::test_f0, "
+    )
+    assert line.endswith("tests/backend/api/test_api.py::test_f9 and 2 more")
+
+
+@pytest.mark.unit
+def test_skips_are_counted_and_a_run_without_a_report_or_a_test_fails(tmp_path):
+    previous = _report(tmp_path, failed=0, passed=1, skipped=2)
+    assert compat.verdict(previous) == (
+        True,
+        "PASS compat: 1 API test of 0123456 (origin/main) passes on this schema, 2 skipped (no migration added since)",
+    )
+    (tmp_path / compat.REPORT).write_text("<testsuites><testsuite/></testsuites>")
+    assert compat.verdict(previous)[1].startswith("FAIL compat: no API test of 0123456 ran")
+    (tmp_path / compat.REPORT).unlink()
+    assert compat.verdict(previous)[1].startswith("FAIL compat: pytest wrote no report for the API tests of 0123456")
