@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from peewee import IntegrityError
+from werkzeug.security import check_password_hash
 
 from mv_os import db
 from mv_os.auth import hash_password, normalize_email
@@ -29,6 +30,9 @@ def register_cli(app: Flask) -> None:
             raise SystemExit(1 if pending else 0)
         applied = db.migrate(lock_timeout=lock_timeout)
         click.echo(f"migrations applied: {len(applied)}" + (f" ({', '.join(applied)})" if applied else ""))
+        smoke = sync_smoke_user(current_app.config["SETTINGS"])
+        if smoke:
+            click.echo(f"smoke user: {smoke}")
 
     @app.cli.command("create-user")
     @click.option("--email", required=True)
@@ -88,6 +92,29 @@ def register_cli(app: Flask) -> None:
 
 def create_user(email: str, password: str, display_name: str = "") -> User:
     return User.create(email=normalize_email(email), password_hash=hash_password(password), display_name=display_name)
+
+
+def sync_smoke_user(settings) -> str | None:
+    """The user staging's smoke test logs in as (SMOKE_USER_EMAIL, SMOKE_USER_PASSWORD from Secrets Manager):
+    created on the first start, given the current password after a rotation.  Runs at every container start, so
+    the secret is the only place the password is kept."""
+    if not settings.smoke_user_password:
+        return None
+    email, password = normalize_email(settings.smoke_user_email), settings.smoke_user_password
+    with db.database.connection_context():
+        user = User.get_or_none(User.email == email)
+        if user is None:
+            try:
+                create_user(email, password, "Release smoke test")
+            except IntegrityError:  # another instance starting at the same moment created it
+                return f"{email} (created by another instance)"
+            return f"{email} created"
+        if check_password_hash(user.password_hash, password):
+            return f"{email} up to date"
+        User.update(password_hash=hash_password(password), token_version=User.token_version + 1).where(
+            User.id == user.id
+        ).execute()
+        return f"{email} given the rotated password"
 
 
 def seed_demo() -> tuple[str, str]:

@@ -19,6 +19,7 @@ SECRET_VARIABLES = (
     "WHATSAPP_APP_SECRET",
     "WHATSAPP_VERIFY_TOKEN",
     "WHATSAPP_ACCESS_TOKEN",
+    "SMOKE_USER_PASSWORD",
 )
 # What the env templates put where a real value goes.
 PLACEHOLDER = (
@@ -36,7 +37,9 @@ _STAGING_DB = r"mv-os-db-staging"
 _PRODUCTION_DB = r"mv-os-db(?!-staging)"
 # A deployed secret's minimum length in UTF-8 bytes, and how many different characters it must use (a random
 # 16-character value uses 12 or more; "aaaaaaaaaaaaaaaa" or "abababab..." is refused).
-CLOUD_MIN_BYTES = MappingProxyType({"JWT_SECRET": 32, "WHATSAPP_APP_SECRET": 16, "WHATSAPP_VERIFY_TOKEN": 16})
+CLOUD_MIN_BYTES = MappingProxyType(
+    {"JWT_SECRET": 32, "WHATSAPP_APP_SECRET": 16, "WHATSAPP_VERIFY_TOKEN": 16, "SMOKE_USER_PASSWORD": 24}
+)
 MIN_DISTINCT_CHARACTERS = 8
 
 
@@ -68,6 +71,7 @@ class Policy:
     refused_databases: tuple[RefusedDatabase, ...] = ()
     refuse_local_database: bool = False
     ignored_credentials: tuple[str, ...] = ()  # present in the environment but never used here
+    refused_credentials: Mapping[str, str] = field(default_factory=dict)  # variable -> why it may not be set here
     password_hash_override: bool = False  # PASSWORD_HASH_METHOD accepted (the test suite's cheap scrypt)
     poll_interval_ms: int = 5000  # the inbox's default refresh
     proxy_hops: int = 0  # trusted proxies in front that append to X-Forwarded-For (App Runner's: 1)
@@ -107,6 +111,9 @@ POLICIES: Mapping[str, Policy] = MappingProxyType(
                 RefusedDatabase(_STAGING_DB, "points at the staging database (mv-os-db-staging) from production"),
             ),
             refuse_local_database=True,
+            # Staging's smoke test logs in as a smoke user; production's never does, so no CI role holds a
+            # password that opens production (docs/decisions/0040).
+            refused_credentials={"SMOKE_USER_PASSWORD": "is for staging's smoke test; production has no smoke user"},
         ),
     }
 )

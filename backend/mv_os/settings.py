@@ -47,6 +47,7 @@ _CREDENTIALS = {
     "WHATSAPP_VERIFY_TOKEN": "whatsapp_verify_token",
     "WHATSAPP_ACCESS_TOKEN": "whatsapp_access_token",
     "WHATSAPP_PHONE_NUMBER_ID": "whatsapp_phone_number_id",
+    "SMOKE_USER_PASSWORD": "smoke_user_password",  # pragma: allowlist secret (a variable name, not a value)
 }
 
 
@@ -130,6 +131,9 @@ class Settings:
     # local only (staging/production refuse PASSWORD_HASH_METHOD; auth.py ignores this field there too).
     password_hash_method: str = DEFAULT_PASSWORD_HASH_METHOD
     ignored_credentials: tuple[str, ...] = ()
+    # staging: the release engine's smoke test logs in as this user (cli.py creates it at migrate time).
+    smoke_user_email: str = ""
+    smoke_user_password: str | None = field(default=None, repr=False)
 
     @property
     def jwt_audience(self) -> str:
@@ -142,6 +146,7 @@ class Settings:
             self.whatsapp_app_secret,
             self.whatsapp_verify_token,
             self.whatsapp_access_token or "",
+            self.smoke_user_password or "",
         ]
         if self.database_url:
             password = connect_params(self.database_url).get("password")
@@ -182,6 +187,7 @@ class Settings:
             "GIT_SHA": "git_sha",
             "IMAGE_DIGEST": "image_digest",
             "LOG_LEVEL": "log_level",
+            "SMOKE_USER_EMAIL": "smoke_user_email",
         }
         for var, attr in optional.items():
             if get(var) is not None:
@@ -232,11 +238,15 @@ class Settings:
                 continue
             if var in policy.ignored_credentials:
                 continue
+            if var in policy.refused_credentials:
+                raise ConfigError(var, policy.refused_credentials[var])
             if _refused(policy, value):
                 raise ConfigError(var, "still holds the template placeholder; set the real value")
             kwargs[attr] = value
         for var, minimum in policy.min_bytes.items():
-            value = kwargs[_CREDENTIALS[var]]
+            value = kwargs.get(_CREDENTIALS[var])
+            if value is None:
+                continue
             if len(value.encode("utf-8", "surrogatepass")) < minimum:
                 raise ConfigError(var, f"must be at least {minimum} bytes")
             if len(set(value)) < policy.min_distinct:
@@ -246,6 +256,8 @@ class Settings:
                 raise ConfigError(var, "holds a value committed to the repository; set this environment's own secret")
         if policy.deployed and not kwargs["whatsapp_phone_number_id"].isdigit():
             raise ConfigError("WHATSAPP_PHONE_NUMBER_ID", "must be the numeric phone number id")
+        if bool(kwargs.get("smoke_user_email")) != bool(kwargs.get("smoke_user_password")):
+            raise ConfigError("SMOKE_USER_EMAIL", "and SMOKE_USER_PASSWORD go together: set both or neither")
         kwargs["ignored_credentials"] = tuple(v for v in policy.ignored_credentials if get(v) is not None)
 
     @staticmethod

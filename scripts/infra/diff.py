@@ -7,6 +7,7 @@ set, planned on the deploy branch before apply, has the final word)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import tempfile
@@ -17,7 +18,7 @@ import yaml
 
 from scripts.infra import parameters
 from scripts.infra.changeset import Change, Plan
-from scripts.infra.template import ROOT, Target, Unsupported, conditions, evaluate
+from scripts.infra.template import ROOT, Target, Unsupported, conditions, evaluate, select
 from scripts.release.environments import DEFAULT_PATH, DefinitionError, load
 
 # Properties whose change makes CloudFormation replace the resource ("Update requires: Replacement").
@@ -46,8 +47,11 @@ def _params(target: Target, toml: Path) -> dict[str, str]:
     return parameters.environment(env, None, STAND_IN_IMAGE.format(repository=env.ecr_repository), toml)
 
 
-def _resolved(definition: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-    """The definition with every parameter filled in (resource attributes stay as written)."""
+def _resolved(definition: dict[str, Any], params: dict[str, str], on: dict[str, bool]) -> dict[str, Any]:
+    """The definition with every parameter filled in and every Fn::If decided (resource attributes stay as
+    written)."""
+    with contextlib.suppress(Unsupported):  # a base from before a condition: compared as written
+        definition = select(definition, on)
 
     def walk(value: Any) -> Any:
         try:
@@ -73,7 +77,7 @@ def desired(template_text: str | None, params: dict[str, str]) -> dict[str, dict
     except Unsupported:
         on = {}  # a base from before a parameter: every resource counts, as written
     return {
-        logical_id: _resolved(r, names)
+        logical_id: _resolved(r, names, on)
         for logical_id, r in template.get("Resources", {}).items()
         if on.get(r.get("Condition", ""), True)
     }

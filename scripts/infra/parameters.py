@@ -78,6 +78,8 @@ def shared(github_repository: str, path: Path | str = DEFAULT_PATH) -> dict[str,
         "ProductionSecretNamespace": production.secret_namespace,
     }
     params.update({f"Production{secret_parameter(var)}": name for var, name in production.secrets.items()})
+    # The one staging secret the deploy and record roles may read: the smoke user's password.
+    params["StagingSecretSmokeUserPassword"] = staging.secrets.get("SMOKE_USER_PASSWORD", "")
     # The ECS Express roles are in the shared stack whichever target an environment runs on today, so that moving
     # it needs no IAM change.
     for prefix, env in (("Staging", staging), ("Production", production)):

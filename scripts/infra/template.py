@@ -48,8 +48,32 @@ class Unsupported(ValueError):
     """An intrinsic function the evaluator does not know (the IAM documents should not need it)."""
 
 
-def evaluate(value: Any, names: dict[str, str]) -> Any:
-    """Resolve Ref and Fn::Sub against `names` (parameters and pseudo parameters); anything else is an error."""
+_NO_VALUE = object()
+
+
+def select(value: Any, on: dict[str, bool]) -> Any:
+    """Resolve Fn::If with the template's conditions (`on`, from `conditions()`); an AWS::NoValue branch drops
+    the list item or key it stood for.  Everything else stays as written."""
+    if isinstance(value, list):
+        return [v for v in (select(item, on) for item in value) if v is not _NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if value == {"Ref": "AWS::NoValue"}:
+        return _NO_VALUE
+    if set(value) == {"Fn::If"}:
+        name, yes, no = value["Fn::If"]
+        if name not in on:
+            raise Unsupported(f"Fn::If on an unknown condition {name}")
+        return select(yes if on[name] else no, on)
+    chosen = {k: select(v, on) for k, v in value.items()}
+    return {k: v for k, v in chosen.items() if v is not _NO_VALUE}
+
+
+def evaluate(value: Any, names: dict[str, str], on: dict[str, bool] | None = None) -> Any:
+    """Resolve Ref and Fn::Sub against `names` (parameters and pseudo parameters), and Fn::If when the
+    conditions are given; anything else is an error."""
+    if on is not None:
+        value = select(value, on)
     if isinstance(value, list):
         return [evaluate(v, names) for v in value]
     if not isinstance(value, dict):
@@ -73,8 +97,8 @@ def _lookup(name: str, names: dict[str, str]) -> str:
 
 
 def conditions(template: dict[str, Any], names: dict[str, str]) -> dict[str, bool]:
-    """The template's conditions: Fn::Equals of parameters and literals, and Fn::Or of those (the forms the
-    templates use)."""
+    """The template's conditions: Fn::Equals of parameters and literals, and Fn::Or and Fn::Not of those (the
+    forms the templates use)."""
 
     def holds(condition: Any) -> bool:
         if isinstance(condition, dict) and set(condition) == {"Fn::Equals"}:
@@ -82,6 +106,8 @@ def conditions(template: dict[str, Any], names: dict[str, str]) -> dict[str, boo
             return left == right
         if isinstance(condition, dict) and set(condition) == {"Fn::Or"}:
             return any(holds(c) for c in condition["Fn::Or"])
+        if isinstance(condition, dict) and set(condition) == {"Fn::Not"}:
+            return not holds(condition["Fn::Not"][0])
         raise Unsupported(f"condition {condition}")
 
     return {name: holds(condition) for name, condition in template.get("Conditions", {}).items()}

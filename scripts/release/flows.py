@@ -31,7 +31,7 @@ from scripts.release.summary import tail
 from scripts.release.targets.base import DeployError, DeployFailed, ServiceState
 
 Out = Callable[[str], None]
-SmokeRunner = Callable[[str, str, str | None], list[Result]]
+SmokeRunner = Callable[[str, str, str | None, smoke_mod.Login | Result | None], list[Result]]
 CREDENTIALS_MISSING = "AWS credentials are missing (set AWS_PROFILE, or run in the deploy workflow's OIDC role)"
 
 
@@ -53,8 +53,10 @@ def connect(env: Environment) -> tuple[Aws | None, str]:
     return Aws(target=targets.connect(env, session, config), **clients), ""
 
 
-def default_smoke(url: str, environment: str, digest: str | None) -> list[Result]:
-    return smoke_mod.run(url, environment, digest)
+def default_smoke(
+    url: str, environment: str, digest: str | None, login: smoke_mod.Login | Result | None
+) -> list[Result]:
+    return smoke_mod.run(url, environment, digest, login)
 
 
 def show_log(ctx: Context, state: ServiceState, out: Out) -> None:
@@ -267,7 +269,7 @@ def smoke_command(env: Environment, url: str | None, digest: str | None, aws: Aw
     if url is None:
         out(f"FAIL aws-credentials: {CREDENTIALS_MISSING}; give --url to smoke without AWS")
         return 1
-    checks = smoke_mod.run(url, env.node_env, digest)
+    checks = smoke_mod.run(url, env.node_env, digest, smoke_mod.login_for(env, aws.secretsmanager if aws else None))
     for check in checks:
         out(check.line())
     return 0 if all(c.ok for c in checks) else 1

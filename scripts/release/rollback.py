@@ -9,14 +9,16 @@ from collections.abc import Callable
 
 from scripts.release.gates import Context, Result, gates_pass, ran_on_production
 from scripts.release.images import DIGEST, ImageRef, ImageRefError
+from scripts.release.smoke import login_for
 from scripts.release.targets.base import DeployError, ServiceState
 
 Out = Callable[[str], None]
 
 
 def smoke_ok(url: str, ctx: Context, digest: str, out: Out, smoke: Callable[..., list[Result]]) -> bool:
-    """Run the smoke checks against `url`, print each line; True only if all pass."""
-    checks = smoke(url, ctx.env.node_env, digest)
+    """Run the smoke checks against `url` (logged in as the smoke user where the environment has one), print
+    each line; True only if all pass."""
+    checks = smoke(url, ctx.env.node_env, digest, login_for(ctx.env, ctx.aws.secretsmanager if ctx.aws else None))
     for check in checks:
         out(check.line())
     return all(c.ok for c in checks)

@@ -14,7 +14,7 @@ import yaml
 
 from scripts.infra import parameters
 from scripts.infra.changeset import TEMPLATE_BODY_LIMIT
-from scripts.infra.template import TEMPLATES, conditions, evaluate, load, target
+from scripts.infra.template import TEMPLATES, conditions, evaluate, load, select, target
 from scripts.release.environments import load as load_environments
 from scripts.release.targets.base import ENGINE_VARIABLES
 from tests.infra.conftest import IMAGE, on_ecs_express
@@ -73,7 +73,9 @@ def test_every_environment_parameter_comes_from_environments_toml(env, tmp_path)
     ecs_env = load_environments(on_ecs_express(tmp_path, env))[env]
     on_ecs = set(parameters.environment(ecs_env, None, IMAGE))
     # keep_apprunner is set only during a move (its default, false, applies otherwise).
-    assert on_ecs == _declared("environment.yaml") - {"KeepAppRunner"}
+    # Production has no smoke user: its two parameters keep their empty defaults.
+    smoke = {"SecretSmokeUserPassword", "VarSmokeUserEmail"} if env == "production" else set()
+    assert on_ecs == _declared("environment.yaml") - {"KeepAppRunner"} - smoke
     # On App Runner the ECS Express settings stay at their empty defaults: that stack has no ECS resource.
     assert _required("environment.yaml") <= on_apprunner
     ecs_only = {"EcsCpu", "EcsMemory", "Cluster", "EcsExecutionRole", "EcsTaskRole", "EcsInfrastructureRole"}
@@ -81,24 +83,29 @@ def test_every_environment_parameter_comes_from_environments_toml(env, tmp_path)
 
 
 def _resolved(env: str, e=None) -> tuple[dict, dict]:
+    """The environment stack's resources as CloudFormation makes them (every Fn::If decided), and the names."""
     params = parameters.environment(e or ENVS[env], None, IMAGE)
-    names = {**params, "AWS::AccountId": "ACCOUNT_ID", "AWS::Region": ENVS[env].region}
-    resources = load(TEMPLATES / "environment.yaml")["Resources"]
+    template = load(TEMPLATES / "environment.yaml")
+    defaults = {k: str(v["Default"]) for k, v in template["Parameters"].items() if "Default" in v}
+    names = {**defaults, **params, "AWS::AccountId": "ACCOUNT_ID", "AWS::Region": ENVS[env].region}
+    resources = select(template["Resources"], conditions(template, names))
     return resources, names
 
 
-def _active(resources: dict, target: str, keep: str = "false") -> set[str]:
+def _active(resources: dict, target: str, keep: str = "false", names: dict | None = None) -> set[str]:
     """The resources a stack on `target` has (CloudFormation drops those whose condition is false)."""
-    on = conditions(load(TEMPLATES / "environment.yaml"), {"Target": target, "KeepAppRunner": keep})
+    on = conditions(load(TEMPLATES / "environment.yaml"), {**(names or {}), "Target": target, "KeepAppRunner": keep})
     return {name for name, r in resources.items() if on.get(r.get("Condition", ""), True)}
 
 
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_each_target_gets_its_own_service_and_shares_network_database_and_secrets(env):
-    resources, _ = _resolved(env)
-    on_apprunner, on_ecs = _active(resources, "apprunner"), _active(resources, "ecs-express")
+    resources, names = _resolved(env)
+    on_apprunner, on_ecs = _active(resources, "apprunner", names=names), _active(resources, "ecs-express", names=names)
     # While the environment moves, both services run side by side on the same network, database and secrets.
-    assert _active(resources, "ecs-express", keep="true") == on_apprunner | on_ecs
+    assert _active(resources, "ecs-express", keep="true", names=names) == on_apprunner | on_ecs
+    # Only staging has a smoke user (production's app refuses SMOKE_USER_PASSWORD).
+    assert ("SmokeUserPassword" in on_apprunner & on_ecs) == (env == "staging")
     assert {"Service", "VpcConnector", "ServiceLogRetention"} <= on_apprunner - on_ecs
     assert on_ecs - on_apprunner == {
         "EcsCluster",
@@ -218,7 +225,7 @@ def test_production_and_staging_names_never_meet():
     staging = parameters.environment(ENVS["staging"], None, IMAGE)
     production = parameters.environment(ENVS["production"], None, IMAGE)
     for key in ("ServiceName", "RdsIdentifier", "SecretNamespace", *(k for k in staging if k.startswith("Secret"))):
-        assert staging[key] != production[key], key
+        assert staging[key] != production.get(key), key
     assert target("staging").stack != target("production").stack
 
 

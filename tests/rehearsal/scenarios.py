@@ -3,6 +3,7 @@ raises Failed(reason).  Later scenarios build on earlier ones (release 2 follows
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import yaml
@@ -58,6 +59,8 @@ def develop_deploys_to_staging_and_records(world: World, notes: dict) -> None:
     expect(run.code == 0, "deploy-staging failed", run)
     expect(world.serving("staging") == _digest(run), "staging does not serve the deployed digest", run)
     expect("recorded staging-validated/" in run.text, "no staging-validated record", run)
+    # Both the deploy's smoke and the recorder's log in as the smoke user and see their logout written.
+    expect(run.text.count("PASS login") == 2 and run.text.count("PASS db-write") == 2, "no smoke login", run)
     notes["r1"] = _digest(run)
 
 
@@ -66,6 +69,7 @@ def main_promotes_the_same_digest(world: World, notes: dict) -> None:
     expect(run.code == 0, "deploy-production failed", run)
     expect(world.serving("production") == notes["r1"], "production does not serve staging's digest", run)
     expect("built " not in run.text, "production built an image", run)
+    expect("PASS readyz" in run.text and "login" not in run.text, "production's smoke logged in", run)
     notes["main-r1"] = sha
 
 
@@ -163,7 +167,8 @@ def stale_rerun_of_an_old_production_run(world: World, notes: dict) -> None:
 
 
 def secret_rotation_reaches_both(world: World, notes: dict) -> None:
-    """docs/release.md: rotate the value in Secrets Manager, then redeploy what runs (same digest)."""
+    """docs/release.md: rotate the value in Secrets Manager, then redeploy what runs (same digest).  Staging's
+    smoke user password rotates the same way: the app takes the new one at start-up, and the smoke logs in with it."""
     for env, workflow, branch in (
         ("staging", "deploy-staging.yml", "develop"),
         ("production", "deploy-production.yml", "main"),
@@ -171,6 +176,9 @@ def secret_rotation_reaches_both(world: World, notes: dict) -> None:
         name = world.envs[env].secrets["WHATSAPP_VERIFY_TOKEN"]
         value = "rotated-" + env + "-" + world.git("rev-parse", "--short", "HEAD")
         world.aws.secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+        smoke = world.envs[env].secrets.get("SMOKE_USER_PASSWORD")
+        if smoke:
+            world.aws.secretsmanager.put_secret_value(SecretId=smoke, SecretString=secrets.token_urlsafe(32))
         before = world.serving(env)
         sha = world.git("rev-parse", f"origin/{branch}")
         run = world.run_workflow(workflow, sha, branch, redeploy="1")
@@ -179,6 +187,7 @@ def secret_rotation_reaches_both(world: World, notes: dict) -> None:
         expect(live.get("WHATSAPP_VERIFY_TOKEN") == value, f"{env} does not run with the rotated value", run)
         if env == "staging":
             expect(world.serving(env) == before, "staging changed digest on a redeploy", run)
+            expect("PASS login" in run.text, "the smoke user did not log in with the rotated password", run)
 
 
 SCENARIOS: list[tuple[str, Callable[[World, dict], None]]] = [

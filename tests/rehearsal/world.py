@@ -148,6 +148,7 @@ class World:
                 "WHATSAPP_APP_SECRET": secrets.token_hex(16),
                 "WHATSAPP_VERIFY_TOKEN": secrets.token_hex(12),
                 "WHATSAPP_ACCESS_TOKEN": secrets.token_urlsafe(32),
+                "SMOKE_USER_PASSWORD": secrets.token_urlsafe(32),
             }
             for var, secret_name in env.secrets.items():
                 self.aws.secretsmanager.create_secret(Name=secret_name, SecretString=values[var])

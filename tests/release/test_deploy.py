@@ -29,11 +29,11 @@ from tests.release.conftest import (
 ROLLBACK_OP = "7b5f4d20-2222-4333-8444-555566667777"
 
 
-def smoke_passes(url, environment, digest):
+def smoke_passes(url, environment, digest, login=None):
     return [Result("healthz", True), Result("version", True)]
 
 
-def smoke_fails(url, environment, digest):
+def smoke_fails(url, environment, digest, login=None):
     return [Result("healthz", True), Result("readyz", False, "expected 200, got 503")]
 
 

@@ -31,7 +31,7 @@ from tests.release.conftest import (
 )
 
 
-def smoke_passes(url, environment, digest):
+def smoke_passes(url, environment, digest, login=None):
     return [flows.Result("version", True, digest)]
 
 

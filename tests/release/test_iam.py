@@ -57,6 +57,7 @@ def secret(name: str) -> str:
 ENVS = load()
 STAGING_SECRETS = [secret(n) for n in ENVS["staging"].secrets.values()]
 PRODUCTION_SECRETS = [secret(n) for n in ENVS["production"].secrets.values()]
+SMOKE_PASSWORD = secret(ENVS["staging"].secrets["SMOKE_USER_PASSWORD"])
 
 
 @pytest.mark.parametrize("action", ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"])
@@ -82,10 +83,15 @@ def test_each_role_reaches_exactly_what_it_needs():
         assert allowed(doc("apprunner-instance-production.policy.json"), "secretsmanager:GetSecretValue", arn)
 
 
-def test_deploy_roles_never_read_secret_values():
+def test_deploy_roles_read_no_secret_value_but_stagings_smoke_password():
+    """The staging smoke test logs in; nothing else a deploy does needs a value (the service resolves them)."""
     for env in ("staging", "production"):
         for arn in STAGING_SECRETS + PRODUCTION_SECRETS:
-            assert not allowed(doc(f"deploy-{env}.policy.json"), "secretsmanager:GetSecretValue", arn)
+            readable = env == "staging" and arn == SMOKE_PASSWORD
+            assert allowed(doc(f"deploy-{env}.policy.json"), "secretsmanager:GetSecretValue", arn) == readable, arn
+    # A secret whose name merely starts like it is not the smoke password.
+    longer = secret(ENVS["staging"].secrets["SMOKE_USER_PASSWORD"] + "-extra")
+    assert not allowed(doc("deploy-staging.policy.json"), "secretsmanager:GetSecretValue", longer)
 
 
 def test_an_unlisted_production_looking_secret_is_not_readable():
@@ -212,8 +218,9 @@ def test_the_recorder_can_do_nothing_but_look_and_record():
         assert not allowed(policy, action, staging)
     assert not allowed(policy, "ecr:PutImage", f"arn:aws:ecr:{REGION}:{ACC}:repository/mv-os-backend")
     assert not allowed(policy, "ssm:PutParameter", _history(), {"ssm:Overwrite": "false"})
-    for arn in STAGING_SECRETS + PRODUCTION_SECRETS:
-        assert not allowed(policy, "secretsmanager:GetSecretValue", arn)
+    for arn in STAGING_SECRETS + PRODUCTION_SECRETS:  # only the smoke login, to smoke-test before recording
+        assert allowed(policy, "secretsmanager:GetSecretValue", arn) == (arn == SMOKE_PASSWORD), arn
+        assert not allowed(policy, "secretsmanager:PutSecretValue", arn)
 
 
 @pytest.mark.parametrize(("name", "arn"), [("record-staging", _record()), ("deploy-production", _history())])

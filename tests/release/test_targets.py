@@ -39,11 +39,11 @@ from tests.release.express import (
 )
 
 
-def smoke_passes(url, environment, digest):
+def smoke_passes(url, environment, digest, login=None):
     return [Result("healthz", True), Result("version", True)]
 
 
-def smoke_fails(url, environment, digest):
+def smoke_fails(url, environment, digest, login=None):
     return [Result("healthz", True), Result("readyz", False, "expected 200, got 503")]
 
 
