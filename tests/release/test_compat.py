@@ -211,3 +211,22 @@ def test_skips_are_counted_and_a_run_without_a_report_or_a_test_fails(tmp_path):
     assert compat.verdict(previous)[1].startswith("FAIL compat: no API test of 0123456 ran")
     (tmp_path / compat.REPORT).unlink()
     assert compat.verdict(previous)[1].startswith("FAIL compat: pytest wrote no report for the API tests of 0123456")
+
+
+@pytest.mark.unit
+def test_the_export_gets_exactly_this_checkouts_migrations(tmp_path):
+    checkout, export = tmp_path / "checkout", tmp_path / "export"
+    for folder, files in (
+        (checkout, {"0001_initial": "A", "0002_edited": "B2", "0003_new": EXPAND}),
+        (export, {"0001_initial": "A", "0002_edited": "B", "0009_only_there": "C"}),
+    ):
+        (folder / compat.MIGRATIONS).mkdir(parents=True)
+        for name, body in files.items():
+            (folder / compat.MIGRATIONS / f"{name}.py").write_text(body)
+    assert compat.swap_migrations(checkout, export) == (["0003_new"], ["0002_edited"], ["0009_only_there"])
+    assert sorted(p.name for p in (export / compat.MIGRATIONS).iterdir()) == [
+        "0001_initial.py",
+        "0002_edited.py",
+        "0003_new.py",
+    ]
+    assert (export / compat.MIGRATIONS / "0002_edited.py").read_text() == "B2"
