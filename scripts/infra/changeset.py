@@ -8,6 +8,7 @@ Every wait is bounded; sleep and clock are injected so tests run the loops insta
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ class ChangeSets:
         self,
         client,
         *,
+        s3=None,
         out: Out = print,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -117,6 +119,7 @@ class ChangeSets:
         apply_timeout: float = 7200.0,
     ):
         self.client = client
+        self.s3 = s3
         self.out = out
         self.sleep = sleep
         self.monotonic = monotonic
@@ -133,11 +136,18 @@ class ChangeSets:
                 return None
             raise
 
-    def plan(self, target: Target, params: dict[str, str], *, name: str, role_arn: str | None = None) -> Plan | None:
-        """Create a change set for `target` and describe it; None when the stack already matches."""
-        body = target.body()
-        if len(body.encode()) > TEMPLATE_BODY_LIMIT:
-            raise InfraError(f"{target.template.name} is over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte limit")
+    def plan(
+        self,
+        target: Target,
+        params: dict[str, str],
+        *,
+        name: str,
+        role_arn: str | None = None,
+        template_bucket: str | None = None,
+    ) -> Plan | None:
+        """Create a change set for `target` and describe it; None when the stack already matches.  With a
+        template bucket the template goes to S3 and CloudFormation reads it from there (TemplateURL)."""
+        template = self._template(target, template_bucket)
         status = self.stack_status(target.stack)
         kind = "CREATE" if status in (None, "REVIEW_IN_PROGRESS") else "UPDATE"
         if status is not None and status.endswith("_IN_PROGRESS") and kind == "UPDATE":
@@ -148,7 +158,7 @@ class ChangeSets:
             "StackName": target.stack,
             "ChangeSetName": name,
             "ChangeSetType": kind,
-            "TemplateBody": body,
+            **template,
             "Parameters": as_boto(params),
             "Capabilities": ["CAPABILITY_NAMED_IAM"],
             "Tags": [{"Key": "mv-os:environment", "Value": target.name}],
@@ -171,6 +181,26 @@ class ChangeSets:
                 return None
             raise InfraError(f"CloudFormation could not make the change set: {reason}")
         return self.describe(arn)
+
+    def _template(self, target: Target, bucket: str | None) -> dict[str, str]:
+        """TemplateBody, or TemplateURL of a copy in `bucket` (named by its content, so a plan's template is
+        never overwritten): CreateChangeSet takes 51,200 bytes in the body and 1 MB from S3."""
+        body = target.body()
+        size = len(body.encode())
+        if bucket is None:
+            if size > TEMPLATE_BODY_LIMIT:
+                raise InfraError(
+                    f"{target.template.name} is {size} bytes, over CreateChangeSet's {TEMPLATE_BODY_LIMIT}-byte "
+                    "TemplateBody: pass --template-bucket BUCKET (an S3 bucket in the stack's region)"
+                )
+            return {"TemplateBody": body}
+        if self.s3 is None:
+            raise InfraError("a template bucket needs an S3 client")
+        key = f"mv-os-templates/{target.stack}/{hashlib.sha256(body.encode()).hexdigest()[:20]}.json"
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
+        region = self.s3.meta.region_name
+        self.out(f"template: s3://{bucket}/{key} ({size} bytes)")
+        return {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{key}"}
 
     def _wait_for_change_set(self, arn: str) -> dict[str, Any]:
         deadline = self.monotonic() + self.plan_timeout

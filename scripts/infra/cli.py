@@ -59,7 +59,8 @@ def _running(session, target, changesets: ChangeSets, path: Path) -> ServiceStat
 
 def plan(args: argparse.Namespace, session, out: Out) -> int:
     target = target_for(args.target)
-    changesets = ChangeSets(session.client("cloudformation"), out=out)
+    s3 = session.client("s3") if args.template_bucket else None
+    changesets = ChangeSets(session.client("cloudformation"), s3=s3, out=out)
     role_arn = None
     if target.name == "shared":
         repository = args.github_repository or os.environ.get("GITHUB_REPOSITORY", "")
@@ -77,7 +78,7 @@ def plan(args: argparse.Namespace, session, out: Out) -> int:
     for name in parameters.placeholders(params):
         out(f"warning: {name} is still a placeholder in env/environments.toml; apply will refuse this plan")
     name = args.name or time.strftime("plan-%Y%m%d-%H%M%S", time.gmtime())
-    result = changesets.plan(target, params, name=name, role_arn=role_arn)
+    result = changesets.plan(target, params, name=name, role_arn=role_arn, template_bucket=args.template_bucket)
     _report(args, target.name, target.stack, result, out)
     return 0
 
@@ -148,6 +149,9 @@ def parser() -> argparse.ArgumentParser:
     pp.add_argument("--image", help="<repository>@sha256:<digest> for a service that does not exist yet")
     pp.add_argument("--github-repository", help="OWNER/NAME (shared stack; default $GITHUB_REPOSITORY)")
     pp.add_argument("--name", help="change set name (default plan-<UTC time>)")
+    pp.add_argument(
+        "--template-bucket", help="S3 bucket to send the template through (needed over 51,200 bytes of compact JSON)"
+    )
     pp.add_argument("--summary", type=Path, help="append the plan as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     pp.add_argument("--github-output", type=Path, help="append change-set=<arn> (e.g. $GITHUB_OUTPUT)")
     pp.add_argument("--environments", type=Path, default=DEFAULT_PATH, help=ENVIRONMENTS_HELP)

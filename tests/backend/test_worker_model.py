@@ -91,13 +91,14 @@ def test_api_requests_and_webhooks_at_once_in_one_worker_all_succeed(local_serve
 
 
 def test_webhooks_are_acknowledged_while_every_send_waits_on_a_hanging_meta(settings, user, conversation):
-    """One worker, 8 sends hanging on Meta for their whole 1 s timeout: in a thread-per-request model they would
-    hold 8 threads and every webhook would wait behind them.  Here each webhook is answered at once."""
+    """One worker, 8 sends hanging on Meta (which answers nothing until it is closed): in a thread-per-request
+    model they would hold 8 threads and every webhook would wait behind them.  Here every webhook is answered while
+    all 8 sends are still waiting; when Meta goes away, each send ends in a 503."""
     meta = HangingMeta()
     secret = STAGING_SECRETS["WHATSAPP_APP_SECRET"]
     env = backend_env(
         settings.database_url,
-        **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": "1", "WHATSAPP_SEND_ATTEMPTS": "1"},
+        **{**STAGING_SECRETS, "WHATSAPP_SEND_TIMEOUT": "60", "WHATSAPP_SEND_ATTEMPTS": "1"},
         WHATSAPP_API_BASE_URL=meta.url,
         WEB_CONCURRENCY="1",
     )
@@ -114,13 +115,11 @@ def test_webhooks_are_acknowledged_while_every_send_waits_on_a_hanging_meta(sett
             while len(meta.connections) < 8 and time.monotonic() < deadline:  # every send is waiting on Meta
                 time.sleep(0.01)
             assert len(meta.connections) == 8
-            started = time.monotonic()
             answers = [post_webhook(server, "hang", seq, secret) for seq in range(10)]
-            elapsed = time.monotonic() - started
-            assert all(not send.done() for send in sends), "the sends should still be waiting on Meta"
             assert [a.status_code for a in answers] == [200] * 10
-            assert elapsed < 1.0, f"10 webhooks took {elapsed:.2f}s while the sends waited on Meta"
-            assert [send.result().status_code for send in sends] == [503] * 8
+            assert all(not send.done() for send in sends), "a send stopped waiting on Meta before the webhooks"
+            meta.close()
+            assert [send.result(timeout=30).status_code for send in sends] == [503] * 8
     finally:
         meta.close()
         server.kill()

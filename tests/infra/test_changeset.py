@@ -14,8 +14,8 @@ import pytest
 from botocore.stub import Stubber
 
 from scripts.infra import iam, parameters
-from scripts.infra.changeset import ChangeSets, InfraError
-from scripts.infra.template import target
+from scripts.infra.changeset import TEMPLATE_BODY_LIMIT, ChangeSets, InfraError
+from scripts.infra.template import Target, target
 from scripts.release.environments import load
 from tests.infra.conftest import ACCOUNT, ENVIRONMENT_RESOURCES, IMAGE, REGION, SHARED_RESOURCES
 from tests.release.conftest import FakeClock
@@ -131,6 +131,30 @@ def test_apply_refuses_a_change_set_of_another_stack(aws):
     with pytest.raises(InfraError, match="belongs to mv-os-shared, not mv-os-staging"):
         changesets.apply(target("staging"), plan.change_set, allowed=set())
     assert boto3.client("ecr", region_name=REGION).describe_repositories()["repositories"] == []
+
+
+def test_a_template_over_the_body_limit_goes_through_the_template_bucket(aws, tmp_path):
+    """CreateChangeSet takes 51,200 bytes in TemplateBody: a bigger template is refused with the way out, and
+    with --template-bucket it is uploaded to S3 (named by its content) and planned from there."""
+    big = tmp_path / "big.yaml"
+    padding = {"Notes": " ".join(f"note-{i}" for i in range(9000))}  # about 70 KB of compact JSON
+    topic = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "mv-os-big"}}
+    big.write_text(
+        json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Metadata": padding, "Resources": {"Topic": topic}})
+    )
+    stack = Target("big", "mv-os-big", big)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="mv-os-cfn-templates")
+    lines: list[str] = []
+    changesets = ChangeSets(boto3.client("cloudformation", region_name=REGION), s3=s3, out=lines.append)
+    with pytest.raises(InfraError, match=r"big.yaml is \d+ bytes, over .* pass --template-bucket BUCKET"):
+        changesets.plan(stack, {}, name="plan-1")
+    plan = changesets.plan(stack, {}, name="plan-1", template_bucket="mv-os-cfn-templates")
+    assert [(c.action, c.logical_id) for c in plan.changes] == [("create", "Topic")]
+    (stored,) = s3.list_objects_v2(Bucket="mv-os-cfn-templates")["Contents"]
+    assert stored["Key"].startswith("mv-os-templates/mv-os-big/") and lines[0].startswith("template: s3://")
+    body = s3.get_object(Bucket="mv-os-cfn-templates", Key=stored["Key"])["Body"].read().decode()
+    assert body == stack.body() and len(body.encode()) > TEMPLATE_BODY_LIMIT
 
 
 def test_plan_of_a_new_environment_lists_everything_it_creates(aws):

@@ -71,6 +71,15 @@ def test_the_shared_stack_needs_the_github_repository(aws, monkeypatch):
     assert code == 0 and f"{SHARED_RESOURCES} to create" in lines[-2]
 
 
+def test_the_shared_stack_can_be_planned_through_a_template_bucket(aws):
+    """The way past CreateChangeSet's 51,200-byte body, for when the shared template outgrows it."""
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="acme-cfn-templates")
+    argv = ["plan", "shared", "--github-repository", "acme/mv-os", "--template-bucket", "acme-cfn-templates"]
+    code, lines = run(argv, Session())
+    assert code == 0 and lines[0].startswith("template: s3://acme-cfn-templates/mv-os-templates/mv-os-shared/")
+    assert f"{SHARED_RESOURCES} to create" in lines[-2]
+
+
 @pytest.fixture
 def stubs():
     cfn = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")

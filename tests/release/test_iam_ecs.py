@@ -41,6 +41,16 @@ def test_each_deploy_role_follows_and_updates_only_its_own_express_service(env):
     assert not allowed(policy, "ecs:CreateExpressGatewayService", own), "the service comes from infra, not a deploy"
 
 
+def test_the_recorder_sees_what_staging_runs_on_either_target_and_changes_nothing():
+    """`nox -s record -- staging` describes the service it records, on App Runner or on ECS Express Mode."""
+    policy = doc("record-staging.policy.json")
+    for action in ("ecs:DescribeServices", "ecs:DescribeExpressGatewayService", "ecs:ListServiceDeployments"):
+        assert allowed(policy, action, service("staging")), action
+        assert not allowed(policy, action, service("production")), action
+    for action in ("ecs:UpdateExpressGatewayService", "ecs:UpdateService", "ecs:DeleteExpressGatewayService"):
+        assert not allowed(policy, action, service("staging")), action
+
+
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_each_deploy_role_passes_only_its_own_task_roles_to_ecs_tasks(env):
     policy = doc(f"deploy-{env}.policy.json")

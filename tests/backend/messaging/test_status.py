@@ -54,3 +54,17 @@ def test_the_sql_promotion_follows_the_rule_for_every_pair(app, conversation):
                 transaction.rollback()
             assert stored == (new if advances(current, new) else current), (current, new)
             assert (code == "131047") == (stored == "failed" and current != "failed"), (current, new)
+
+
+@pytest.mark.unit
+def test_the_inbox_shows_every_status_an_outbound_message_can_have():
+    """The frontend's tick table (views/conversation.js) names exactly the ranked statuses: a status added here
+    without a tick there would show as "Unknown" in the inbox."""
+    import re
+
+    from tests.support.servers import ROOT
+
+    script = (ROOT / "frontend" / "static" / "js" / "views" / "conversation.js").read_text()
+    table = re.search(r"const STATUS = \{(.*?)\n\};", script, re.S)
+    assert table is not None
+    assert re.findall(r"^\s+(\w+):", table.group(1), re.M) == list(RANKED)
