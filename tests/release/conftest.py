@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from scripts.release.environments import DEFAULT_PATH, load
-from scripts.release.gates import Aws, Context
+from scripts.release.gates import Aws, Context, Result
 from scripts.release.targets.apprunner import AppRunnerTarget
 from scripts.release.targets.ecs_express import EcsExpressTarget
 
@@ -31,6 +31,15 @@ REPOSITORY = "mv-os-backend"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 SERVICE_IDS = {"staging": "0123456789abcdef0123456789abcdef", "production": "fedcba9876543210fedcba9876543210"}
 OP_ID = "6a4e3c1f-1111-4222-8333-444455556666"
+
+
+def smoke_passes(url, environment, digest, login=None):
+    """A smoke runner (flows.SmokeRunner) whose checks all pass, for flows whose smoke is not the subject."""
+    return [Result("healthz", True), Result("version", True)]
+
+
+def smoke_fails(url, environment, digest, login=None):
+    return [Result("healthz", True), Result("readyz", False, "expected 200, got 503")]
 
 
 def digest_of(label: str) -> str:

@@ -9,7 +9,6 @@ from botocore.stub import ANY
 
 from scripts.release import flows
 from scripts.release import rollback as rollback_mod
-from scripts.release.gates import Result
 from scripts.release.record import StagingRecord
 from tests.release.conftest import (
     OP_ID,
@@ -24,17 +23,11 @@ from tests.release.conftest import (
     push_image,
     service,
     service_arn,
+    smoke_fails,
+    smoke_passes,
 )
 
 ROLLBACK_OP = "7b5f4d20-2222-4333-8444-555566667777"
-
-
-def smoke_passes(url, environment, digest, login=None):
-    return [Result("healthz", True), Result("version", True)]
-
-
-def smoke_fails(url, environment, digest, login=None):
-    return [Result("healthz", True), Result("readyz", False, "expected 200, got 503")]
 
 
 @pytest.fixture

@@ -28,11 +28,8 @@ from tests.release.conftest import (
     push_image,
     service,
     service_arn,
+    smoke_passes,
 )
-
-
-def smoke_passes(url, environment, digest, login=None):
-    return [flows.Result("version", True, digest)]
 
 
 @pytest.fixture

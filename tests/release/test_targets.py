@@ -14,7 +14,6 @@ from botocore.stub import ANY
 from scripts.release import flows, targets
 from scripts.release.audit import audit
 from scripts.release.environments import DefinitionError, load
-from scripts.release.gates import Result
 from scripts.release.record import ProductionHistory, StagingRecord
 from scripts.release.targets.ecs_express import EcsExpressTarget
 from tests.release.conftest import (
@@ -28,6 +27,8 @@ from tests.release.conftest import (
     express_target,
     image_ref,
     push_image,
+    smoke_fails,
+    smoke_passes,
 )
 from tests.release.express import (
     ecs_arn,
@@ -37,14 +38,6 @@ from tests.release.express import (
     on_ecs,
     revision_arn,
 )
-
-
-def smoke_passes(url, environment, digest, login=None):
-    return [Result("healthz", True), Result("version", True)]
-
-
-def smoke_fails(url, environment, digest, login=None):
-    return [Result("healthz", True), Result("readyz", False, "expected 200, got 503")]
 
 
 def filled(env):
