@@ -85,6 +85,13 @@ def end_sessions(user: User) -> None:
     User.update(token_version=User.token_version + 1).where(User.id == user.id).execute()
 
 
+def set_password(user: User, password: str) -> None:
+    """A new password, and every token issued with the old one stops working (one UPDATE)."""
+    User.update(password_hash=hash_password(password), token_version=User.token_version + 1).where(
+        User.id == user.id
+    ).execute()
+
+
 def issue_token(user: User) -> dict:
     settings = current_app.config["SETTINGS"]
     now = dt.datetime.now(dt.UTC)

@@ -11,7 +11,7 @@ from peewee import IntegrityError
 from werkzeug.security import check_password_hash
 
 from mv_os import db
-from mv_os.auth import hash_password, normalize_email
+from mv_os.auth import hash_password, normalize_email, set_password
 from mv_os.models import User
 from mv_os.settings import Environment
 
@@ -111,9 +111,7 @@ def sync_smoke_user(settings) -> str | None:
             return f"{email} created"
         if check_password_hash(user.password_hash, password):
             return f"{email} up to date"
-        User.update(password_hash=hash_password(password), token_version=User.token_version + 1).where(
-            User.id == user.id
-        ).execute()
+        set_password(user, password)
         return f"{email} given the rotated password"
 
 
@@ -131,7 +129,5 @@ def seed_demo() -> tuple[str, str]:
         if user is None:
             create_user(email, password, "Demo operator")
         else:
-            user.password_hash = hash_password(password)
-            user.token_version += 1  # a reset password ends the user's sessions
-            user.save()
+            set_password(user, password)
     return email, password

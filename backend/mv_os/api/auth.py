@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 
 from mv_os import throttle
-from mv_os.auth import authenticate, end_sessions, hash_password, issue_token, normalize_email, require_auth
+from mv_os.auth import authenticate, end_sessions, issue_token, normalize_email, require_auth, set_password
 from mv_os.errors import ApiError
 from mv_os.models import User
 
@@ -73,9 +73,7 @@ def change_password():
         raise ApiError(400, "invalid_request", f"new_password must be at least {MIN_PASSWORD_LENGTH} characters.")
     if _checked(g.user.email, current) is None:
         raise ApiError(403, "invalid_credentials", "The current password is wrong.")
-    User.update(password_hash=hash_password(new), token_version=User.token_version + 1).where(
-        User.id == g.user.id
-    ).execute()
+    set_password(g.user, new)
     return "", 204
 
 
