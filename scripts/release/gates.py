@@ -39,6 +39,14 @@ class Result:
         return f"FAIL {self.name}: {self.reason}"
 
 
+def aws_error(exc: BaseException) -> str:
+    """The AWS error code (AccessDeniedException, ExpiredToken, ...) or the exception's type; never a message,
+    which could be long or hold an ARN with the account id."""
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code or type(exc).__name__
+
+
 @dataclass
 class Aws:
     """The AWS side, built by cli.connect() or by tests (Stubber / moto)."""

@@ -17,7 +17,7 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts.release.environments import Environment
-from scripts.release.gates import Result
+from scripts.release.gates import Result, aws_error
 from scripts.release.images import DIGEST
 
 EMAIL_VARIABLE, PASSWORD_VARIABLE = "SMOKE_USER_EMAIL", "SMOKE_USER_PASSWORD"  # pragma: allowlist secret (names)
@@ -83,8 +83,7 @@ def login_for(env: Environment, secretsmanager) -> Login | Result | None:
     try:
         password = secretsmanager.get_secret_value(SecretId=name)["SecretString"]
     except (BotoCoreError, ClientError) as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        return Result("login", False, f"cannot read the smoke user's password from {name} ({code})")
+        return Result("login", False, f"cannot read the smoke user's password from {name} ({aws_error(exc)})")
     return Login(email, password)
 
 

@@ -21,7 +21,7 @@ import requests
 
 from scripts.release import flows, status_render
 from scripts.release.environments import DefinitionError, Environment, load
-from scripts.release.gates import Aws, git
+from scripts.release.gates import Aws, aws_error, git
 from scripts.release.record import ProductionHistory, RecordError, StagingRecord
 from scripts.release.status_promotion import branch_ref, not_in_production, promotion, tree_of, up_to_date
 from scripts.release.targets.base import DeployError, ServiceState
@@ -35,16 +35,8 @@ class Unread(list):
     """What could not be read, one short phrase each; printed as ONE line."""
 
     def add(self, what: str, exc: BaseException | str) -> None:
-        why = exc if isinstance(exc, str) else _why(exc)
+        why = exc if isinstance(exc, str) else aws_error(exc)
         self.append(f"{what} ({why})")
-
-
-def _why(exc: BaseException) -> str:
-    """The AWS error code (AccessDeniedException, ExpiredToken, ...) or the exception's type; never a message,
-    which could be long or hold an ARN with the account id."""
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code or type(exc).__name__
 
 
 def _iso(value: Any) -> str | None:
